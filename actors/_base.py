@@ -1,0 +1,123 @@
+"""What every switchover actor shares: a published cell, a flight recorder, crash reports.
+
+An actor's *cell* outlives the actor: the owning actor is its only writer, it publishes an
+immutable state value there after each change, and the supervisor restarts a crashed actor
+from the value it last published. Readers (chain actors, the debug mailbox when an actor is
+busy) only ever read a cell, so nothing here needs a lock: each publish is one attribute
+assignment of a frozen value.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import attrs
+import pykka
+
+from runtime._clock import Clock
+from runtime._snapshot import ActorSnapshot, Handled
+
+from .messages import ActorCrashed, InjectCrash, Inspect
+
+log = logging.getLogger("switchover.actors")
+
+#: How many handled messages each actor remembers for the debug mailbox.
+RECENT = 32
+
+
+class Cell:
+    """The published face of one actor, kept across restarts."""
+
+    __slots__ = ("kind", "name", "processed", "published_at", "recent", "render", "restarts",
+                 "state")
+
+    def __init__(self, name: str, kind: str, state: Any,
+                 render: Callable[[Any, float], Mapping[str, Any]]) -> None:
+        self.name = name
+        self.kind = kind
+        self.state = state
+        self.render = render
+        self.published_at = 0.0
+        self.processed = 0
+        self.restarts = 0
+        self.recent: collections.deque[tuple[object, float, float]] = collections.deque(
+            maxlen=RECENT
+        )
+
+    def __repr__(self) -> str:
+        return f"Cell({self.name!r})"
+
+
+def summarize(message: object, limit: int = 120) -> str:
+    """A short one-line description of a message (messages never hold keys)."""
+    text = repr(message)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def handled(recent: collections.abc.Iterable[tuple[object, float, float]]) -> tuple[Handled, ...]:
+    """Render flight-recorder entries; done only when someone looks."""
+    return tuple(
+        Handled(type=type(m).__name__, summary=summarize(m), at=at, duration=duration)
+        for m, at, duration in recent
+    )
+
+
+def snapshot_of(
+    cell: Cell, ref: pykka.ActorRef[Any] | None, *, stale: bool, now: float
+) -> ActorSnapshot:
+    """Build an ActorSnapshot from what a cell last published."""
+    depth = ref.actor_inbox.qsize() if ref is not None else 0  # type: ignore[attr-defined]
+    return ActorSnapshot(
+        name=cell.name, kind=cell.kind, state=cell.render(cell.state, now), mailbox_depth=depth,
+        processed=cell.processed, restarts=cell.restarts, recent=handled(tuple(cell.recent)),
+        stale=stale, age=max(0.0, now - cell.published_at) if stale else 0.0,
+    )
+
+
+@attrs.frozen
+class Context:
+    """What the supervisor hands every actor it starts."""
+
+    clock: Clock
+    on_crash: Callable[[ActorCrashed], None]
+
+
+class SwitchoverActor(pykka.ThreadingActor):
+    """Base of the actors: records every message, reports crashes, answers Inspect."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, cell: Cell, context: Context) -> None:
+        super().__init__()
+        self.cell = cell
+        self.clock = context.clock
+        self._on_crash = context.on_crash
+
+    def publish(self, state: Any) -> None:
+        """Make ``state`` (a frozen value) what readers and restarts see."""
+        self.cell.state = state
+        self.cell.published_at = self.clock.now()
+
+    def handle(self, message: Any) -> Any:
+        raise NotImplementedError
+
+    def on_receive(self, message: Any) -> Any:
+        started = self.clock.now()
+        try:
+            if isinstance(message, Inspect):
+                return snapshot_of(self.cell, self.actor_ref, stale=False, now=started)
+            if isinstance(message, InjectCrash):
+                raise RuntimeError(message.reason)
+            return self.handle(message)
+        except Exception as error:
+            log.error("%s crashed handling %s: %s", self.cell.name, type(message).__name__,
+                      type(error).__name__)
+            self._on_crash(ActorCrashed(name=self.cell.name, error=type(error).__name__))
+            raise
+        finally:
+            cell = self.cell
+            cell.processed += 1
+            cell.recent.append((message, started, self.clock.now() - started))

@@ -1,0 +1,359 @@
+"""ChainActor: walks one request's chain at a time until an attempt commits.
+
+It is the only actor that asks other actors (for a key or model permit, with a timeout),
+and the only one that blocks on I/O: the provider call it exists for. Everything it learns
+goes back to the owning actors as tells; it keeps no state between requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import pykka
+
+from runtime._chain import ChainEntry
+from runtime._classify import Failure
+from runtime._config import Config
+from runtime._errors import (
+    ChainExhausted,
+    DeadlineExceeded,
+    ErrorKind,
+    RequestRejected,
+    RuntimeStoppedError,
+)
+from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
+from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
+from runtime._types import Attempt, Event, ServedBy
+
+from ._base import Cell, Context, SwitchoverActor
+from ._directory import HEALTH, Directory, profile_name
+from .messages import (
+    AcquireKey,
+    AcquireModel,
+    Committed,
+    Failed,
+    KeyOutcome,
+    KeyPermit,
+    ModelOutcome,
+    ModelPermit,
+    RunRequest,
+)
+
+log = logging.getLogger("switchover.chain")
+
+#: Longest a chain actor waits for a permit from a profile or health actor.
+PERMIT_TIMEOUT = 2.0
+
+
+@attrs.frozen
+class ChainStatus:
+    """What a chain actor is doing, as published for the debug mailbox."""
+
+    request_id: int | None = None
+    chain: tuple[str, ...] = ()
+    entry: int = 0
+    attempts: int = 0
+    started: float = 0.0
+
+
+IDLE = ChainStatus()
+
+
+def chain_view(status: ChainStatus, now: float) -> Mapping[str, Any]:
+    """What a chain actor is doing, as plain data."""
+    if status.request_id is None:
+        return {"busy": False}
+    return {
+        "busy": True, "request_id": status.request_id, "chain": list(status.chain),
+        "entry": status.chain[status.entry] if status.entry < len(status.chain) else None,
+        "attempts": status.attempts, "elapsed": round(now - status.started, 3),
+    }
+
+
+class _Stop(Exception):
+    """The walk ends with ``error`` (raised to the caller)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _NextModel(Exception):
+    """This chain entry is done; go on to the next one."""
+
+
+class ChainActor(SwitchoverActor):
+    """One request at a time: permits, provider calls, in-place retries, outcomes."""
+
+    kind = "chain"
+
+    def __init__(
+        self, cell: Cell, context: Context, *, config: Config, providers: Mapping[str, Provider],
+        directory: Directory, rng: random.Random, idle: queue.SimpleQueue[Any],
+    ) -> None:
+        super().__init__(cell, context)
+        self._config = config
+        self._providers = providers
+        self._directory = directory
+        self._rng = rng
+        self._idle = idle
+
+    def on_start(self) -> None:
+        self._idle.put(self.actor_ref)
+
+    def handle(self, message: Any) -> Any:
+        if not isinstance(message, RunRequest):
+            raise TypeError(f"ChainActor cannot handle {type(message).__name__}")
+        self.publish(ChainStatus(request_id=message.request_id,
+                                 chain=tuple(e.key for e in message.chain),
+                                 started=self.clock.now()))
+        try:
+            return _Walk(self, message).run()
+        finally:
+            self.publish(IDLE)
+            self._idle.put(self.actor_ref)
+
+
+
+class _Walk:
+    """The state of one request's walk; lives only inside ChainActor.handle."""
+
+    def __init__(self, actor: ChainActor, run: RunRequest) -> None:
+        self.actor = actor
+        self.run_msg = run
+        self.request = run.request
+        self.clock = actor.clock
+        self.config = actor._config
+        self.directory = actor._directory
+        self.attempts: list[Attempt] = []
+
+    # -- the walk --------------------------------------------------------------------------
+
+    def run(self) -> Committed | Failed:
+        try:
+            for index, entry in enumerate(self.run_msg.chain):
+                self._status(entry=index)
+                committed = self._entry(entry, last=index == len(self.run_msg.chain) - 1)
+                if committed is not None:
+                    return committed
+            return self._fail(ChainExhausted(
+                self._exhausted_message(), attempts=tuple(self.attempts),
+                retry_after=self._retry_after()))
+        except _Stop as stop:
+            return self._fail(stop.error)
+
+    def _fail(self, error: BaseException) -> Failed:
+        return Failed(request_id=self.run_msg.request_id, error=error)
+
+    def _status(self, **changes: Any) -> None:
+        self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))
+
+    def _check_time(self) -> None:
+        if self.run_msg.cancel.is_set():
+            raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
+        if self.clock.now() >= self.run_msg.deadline:
+            raise _Stop(DeadlineExceeded(
+                f"request timed out after {len(self.attempts)} attempts",
+                attempts=tuple(self.attempts)))
+
+    def _skip(self, entry: ChainEntry, profile: str | None, why: str) -> None:
+        self.attempts.append(Attempt(model=entry.key, provider=entry.provider, profile=profile,
+                                     outcome="skipped", message=why))
+
+    def _entry(self, entry: ChainEntry, *, last: bool) -> Committed | None:
+        """Try one chain entry; None means go on to the next."""
+        self._check_time()
+        probe = False
+        row = self.directory.cell(HEALTH).state.get(entry.key)
+        if row is not None and model_gate(row, self.clock.now()) != "ready":
+            if model_gate(row, self.clock.now()) == "cooling":
+                self._skip(entry, None, f"model {row.state}")
+                return None
+            permit = self._ask(HEALTH, AcquireModel(entry.key))
+            if not isinstance(permit, ModelPermit) or permit.reason is not None:
+                reason = permit.reason if isinstance(permit, ModelPermit) else "health unavailable"
+                self._skip(entry, None, f"model {reason}")
+                return None
+            probe = True
+        verdict: Failure | None = None
+        try:
+            committed = self._profiles(entry, last=last, probe=probe)
+            if committed is not None:
+                probe = False  # the stream reports the probe's outcome when it ends
+            return committed
+        except _NextModel as next_model:
+            verdict = next_model.args[0] if next_model.args else None
+            return None
+        finally:
+            if verdict is not None:
+                self.directory.tell(HEALTH, ModelOutcome(entry.key, "error", verdict))
+            elif probe:
+                self.directory.tell(HEALTH, ModelOutcome(entry.key, "released"))
+
+    def _profiles(self, entry: ChainEntry, *, last: bool, probe: bool) -> Committed | None:
+        provider_config = self.config.provider(entry.provider)
+        assert provider_config is not None
+        key_failure: Failure | None = None
+        max_tokens = self.request.max_tokens
+        for profile, key in provider_config.profiles.items():
+            name = profile_name(entry.provider, profile)
+            state = self.directory.cell(name).state
+            gate = key_gate(state, self.clock.now())
+            if gate == "cooling":
+                left = state.cooldown_until - self.clock.now()
+                self._skip(entry, profile, f"key cooling for {left:.1f}s")
+                continue
+            if gate == "expired":
+                permit = self._ask(name, AcquireKey())
+                if not isinstance(permit, KeyPermit) or not permit.granted:
+                    reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
+                    self._skip(entry, profile, reason)
+                    continue
+            tries = 0
+            while True:
+                self._check_time()
+                outcome = self._call(entry, profile, key, max_tokens, last=last, probe=probe)
+                if isinstance(outcome, Committed):
+                    return outcome
+                failure = outcome
+                self.directory.tell(name, KeyOutcome("error", failure))
+                kind = failure.kind
+                if kind in KEY_KINDS:
+                    key_failure = failure
+                    break
+                if kind is ErrorKind.MODEL_MISSING or (
+                    kind is ErrorKind.TRANSIENT and failure.timeout
+                ):
+                    raise _NextModel(failure)
+                if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
+                    tries += 1
+                    if tries < self.config.retry.attempts:
+                        self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
+                        continue
+                    raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
+                if kind is ErrorKind.OUTPUT_LIMIT and max_tokens is not None:
+                    max_tokens = None  # for this model only, once
+                    continue
+                if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
+                    raise _NextModel()  # the model's own default is too high; not the caller's
+                if kind in (ErrorKind.OUTPUT_LIMIT, ErrorKind.CONTEXT_EXCEEDED,
+                            ErrorKind.BAD_REQUEST):
+                    raise _Stop(RequestRejected(_rejection(kind, failure), kind=kind,
+                                                attempts=tuple(self.attempts)))
+                raise _NextModel()  # invalid_request: this model cannot take it
+        if key_failure is not None:
+            raise _NextModel(key_failure)  # no profile left: the model fails too
+        return None
+
+    def _sleep(self, delay: float) -> None:
+        if self.clock.now() + delay >= self.run_msg.deadline:
+            raise _Stop(DeadlineExceeded(
+                f"request timed out after {len(self.attempts)} attempts (no time left to retry)",
+                attempts=tuple(self.attempts)))
+        if self.clock.wait(self.run_msg.cancel, delay):
+            self._check_time()
+
+    def _ask(self, name: str, message: object) -> object:
+        member = self.directory.members.get(name)
+        timeout = min(PERMIT_TIMEOUT, max(0.0, self.run_msg.deadline - self.clock.now()))
+        if member is None:
+            return None
+        try:
+            return member.ref.ask(message, timeout=timeout)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            log.warning("no permit from %s within %.2fs", name, timeout)
+            return None
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def _call(
+        self, entry: ChainEntry, profile: str, key: str, max_tokens: int | None, *, last: bool,
+        probe: bool,
+    ) -> Committed | Failure:
+        provider_config = self.config.provider(entry.provider)
+        assert provider_config is not None
+        started = self.clock.now()
+        self._status(attempts=self.actor.cell.state.attempts + 1)
+        call = ProviderCall(
+            model=entry.model, api_key=key, messages=self.request.messages,
+            max_tokens=max_tokens, temperature=self.request.temperature,
+            tools=self.request.tools, deadline=self.run_msg.deadline,
+            connect_timeout=provider_config.connect_timeout,
+            first_token_timeout=None if last else provider_config.first_token_timeout,
+            idle_timeout=provider_config.idle_timeout, clock=self.clock,
+            cancel=self.run_msg.cancel,
+        )
+        stream: EventStream | None = None
+        try:
+            stream = self.actor._providers[entry.provider].open(call)
+            first: Event = next(stream)
+        except ProviderFailure as error:
+            failure = error.failure
+        except StopIteration:
+            failure = Failure(kind=ErrorKind.UNKNOWN, message="stream ended before any event")
+        except Exception as error:  # an adapter bug must not kill the walk
+            log.exception("provider %s raised unexpectedly", entry.provider)
+            failure = Failure(kind=ErrorKind.UNKNOWN,
+                              message=f"adapter error: {type(error).__name__}")
+        else:
+            served_by = ServedBy(model=entry.key, provider=entry.provider, profile=profile)
+            self.attempts.append(Attempt(model=entry.key, provider=entry.provider,
+                                         profile=profile, outcome="ok",
+                                         duration=self.clock.now() - started))
+            return Committed(request_id=self.run_msg.request_id, served_by=served_by,
+                             entry=entry, attempts=tuple(self.attempts), first=first,
+                             stream=stream, probe=probe, started=started)
+        if stream is not None:
+            stream.close()
+        self.attempts.append(Attempt(
+            model=entry.key, provider=entry.provider, profile=profile, outcome="error",
+            kind=failure.kind, status=failure.status, code=failure.code,
+            message=failure.message, duration=self.clock.now() - started))
+        if self.run_msg.cancel.is_set():
+            raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
+        return failure
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def _exhausted_message(self) -> str:
+        called = [a for a in self.attempts if a.outcome == "error"]
+        skipped = len(self.attempts) - len(called)
+        parts = [f"{a.model} ({a.profile}): {a.kind}" for a in called[-5:]]
+        detail = "; ".join(parts) if parts else "nothing was called"
+        return (f"every chain entry failed or was cooling ({len(called)} calls failed, "
+                f"{skipped} skipped): {detail}")
+
+    def _retry_after(self) -> float | None:
+        """Seconds until the soonest chain entry can be called again, if any is cooling."""
+        now = self.clock.now()
+        table = self.directory.cell(HEALTH).state
+        soonest: float | None = None
+        for entry in self.run_msg.chain:
+            row = table.get(entry.key)
+            model_ready = now
+            if row is not None and row.until is not None and row.state != "healthy":
+                model_ready = max(now, row.until)
+            provider = self.config.provider(entry.provider)
+            assert provider is not None
+            key_ready = min(
+                max(now, self.directory.cell(profile_name(entry.provider, p)).state.cooldown_until
+                    or now)
+                for p in provider.profiles
+            )
+            ready = max(model_ready, key_ready)
+            if ready > now and (soonest is None or ready < soonest):
+                soonest = ready
+        return None if soonest is None else soonest - now
+
+
+def _rejection(kind: ErrorKind, failure: Failure) -> str:
+    if kind is ErrorKind.OUTPUT_LIMIT:
+        return ("the model rejected the output length even after max_tokens was dropped: "
+                + failure.message)
+    if kind is ErrorKind.CONTEXT_EXCEEDED:
+        return "the prompt is longer than the model's context window: " + failure.message
+    return "the request is malformed: " + failure.message

@@ -1,0 +1,74 @@
+"""HealthActor: the only writer of the per-model health table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from runtime._config import CooldownConfig
+from runtime._policy import (
+    HEALTHY,
+    MODEL_KINDS,
+    ModelRow,
+    model_failure,
+    model_grant,
+    model_release,
+    model_view,
+)
+from runtime._snapshot import _plain
+
+from ._base import Cell, Context, SwitchoverActor
+from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel
+
+HealthTable = Mapping[str, ModelRow]
+
+
+class HealthActor(SwitchoverActor):
+    """Owns every model's row; publishes the whole table (immutable) after each change."""
+
+    kind = "health"
+
+    def __init__(self, cell: Cell, context: Context, *, cooldown: CooldownConfig,
+                 lease: float) -> None:
+        super().__init__(cell, context)
+        self._cooldown = cooldown
+        self._lease = lease
+        self.table: dict[str, ModelRow] = dict(cell.state)
+
+    def _set(self, model: str, row: ModelRow) -> None:
+        # A model gets a row at its first failure and keeps it (healthy again) after, so
+        # the table grows only with models that ever failed.
+        if self.table.get(model, HEALTHY) == row:
+            return
+        self.table[model] = row
+        self.publish(MappingProxyType(dict(self.table)))
+
+    def handle(self, message: Any) -> Any:
+        now = self.clock.now()
+        if isinstance(message, ModelOutcome):
+            row = self.table.get(message.model, HEALTHY)
+            if message.verdict == "ok":
+                self._set(message.model, HEALTHY)
+            elif (message.verdict == "error" and message.failure is not None
+                  and message.failure.kind in MODEL_KINDS):
+                self._set(message.model, model_failure(row, message.failure, now, self._cooldown))
+            else:
+                self._set(message.model, model_release(row))
+            return None
+        if isinstance(message, AcquireModel):
+            row, reason = model_grant(self.table.get(message.model, HEALTHY), now, self._lease)
+            self._set(message.model, row)
+            return ModelPermit(reason=reason)
+        if isinstance(message, ResetModel):
+            models = list(self.table) if message.model is None else [message.model]
+            for model in models:
+                if model in self.table:
+                    self._set(model, HEALTHY)
+            return None
+        raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
+
+
+
+def table_view(table: HealthTable, now: float) -> Mapping[str, Any]:
+    return {"models": [_plain(model_view(model, row, now)) for model, row in sorted(table.items())]}

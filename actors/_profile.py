@@ -1,0 +1,97 @@
+"""ProfileActor: one (provider, key) pair's cooldown, failure count and counters."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runtime._config import CooldownConfig
+from runtime._policy import (
+    KeyState,
+    key_failure,
+    key_gate,
+    key_grant,
+    key_jitter,
+    key_release,
+    key_reset,
+    key_success,
+)
+from runtime._redact import fingerprint
+
+from ._base import Cell, Context, SwitchoverActor
+from .messages import AcquireKey, KeyOutcome, KeyPermit, ResetKey
+
+
+class ProfileActor(SwitchoverActor):
+    """Owns one key's state. Never does I/O, never asks another actor."""
+
+    kind = "profile"
+
+    def __init__(
+        self, cell: Cell, context: Context, *, provider: str, profile: str, key: str,
+        cooldown: CooldownConfig, lease: float, rng: random.Random,
+    ) -> None:
+        super().__init__(cell, context)
+        self.provider = provider
+        self.profile = profile
+        self._cooldown = cooldown
+        self._lease = lease
+        self._rng = rng
+        self.state: KeyState = cell.state
+
+    def __repr__(self) -> str:
+        return f"ProfileActor({self.provider}/{self.profile})"
+
+    def _set(self, state: KeyState) -> None:
+        self.state = state
+        self.publish(state)
+
+    def handle(self, message: Any) -> Any:
+        now = self.clock.now()
+        if isinstance(message, KeyOutcome):
+            if message.verdict == "ok":
+                self._set(key_success(self.state))
+            elif message.verdict == "error" and message.failure is not None:
+                self._set(key_failure(self.state, message.failure, now, self._cooldown,
+                                      key_jitter(self._rng)))
+            else:
+                self._set(key_release(self.state))
+            return None
+        if isinstance(message, AcquireKey):
+            state, granted = key_grant(self.state, now, self._lease)
+            self._set(state)
+            if granted:
+                return KeyPermit(granted=True)
+            reason = "key cooling" if key_gate(state, now) == "cooling" else "key probe in flight"
+            return KeyPermit(granted=False, reason=reason)
+        if isinstance(message, ResetKey):
+            self._set(key_reset(self.state))
+            return True
+        raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
+
+
+
+def key_renderer(provider: str, profile: str, key: str) -> Callable[[KeyState, float],
+                                                                     Mapping[str, Any]]:
+    """Render a key's state as plain data: never the key itself, only its fingerprint."""
+    key_fingerprint = fingerprint(key)
+
+    def render(state: KeyState, now: float) -> Mapping[str, Any]:
+        return _key_view(provider, profile, key_fingerprint, state, now)
+
+    return render
+
+
+def _key_view(provider: str, profile: str, key_fingerprint: str, state: KeyState,
+              now: float) -> Mapping[str, Any]:
+    remaining = None
+    if state.cooldown_until is not None:
+        remaining = round(max(0.0, state.cooldown_until - now), 3)
+    return {
+        "provider": provider, "profile": profile, "key": key_fingerprint,
+        "cooldown_remaining": remaining, "consecutive_failures": state.failures,
+        "last_error_kind": None if state.last_kind is None else str(state.last_kind),
+        "last_error": state.last_error, "calls": state.calls, "successes": state.successes,
+        "failures": state.errors,
+    }

@@ -1,0 +1,123 @@
+"""Messages between switchover's actors. All frozen; none carries an API key."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+import attrs
+
+from runtime._chain import ChainEntry
+from runtime._classify import Failure
+from runtime._types import Attempt, Event, Request, ServedBy
+
+Verdict = Literal["ok", "error", "released"]
+
+
+@attrs.frozen
+class Inspect:
+    """Ask any actor for a snapshot of its own state."""
+
+
+@attrs.frozen
+class InjectCrash:
+    """Test hook: make the receiving actor's handler raise."""
+
+    reason: str = "injected crash"
+
+
+@attrs.frozen
+class AcquireKey:
+    """Ask a ProfileActor to hand out its key now that its cooldown has ended."""
+
+
+@attrs.frozen
+class KeyPermit:
+    """Answer to AcquireKey: granted, or the reason it was not."""
+
+    granted: bool
+    reason: str = ""
+
+
+@attrs.frozen
+class KeyOutcome:
+    """Tell a ProfileActor how a call on its key ended."""
+
+    verdict: Verdict
+    failure: Failure | None = None
+
+
+@attrs.frozen
+class ResetKey:
+    """Take a key out of cooldown and clear its failure count."""
+
+
+@attrs.frozen
+class AcquireModel:
+    """Ask the HealthActor to let one probe through a model whose cooldown ended."""
+
+    model: str
+
+
+@attrs.frozen
+class ModelPermit:
+    """Answer to AcquireModel: ``reason`` is None when the probe is granted."""
+
+    reason: str | None
+
+
+@attrs.frozen
+class ModelOutcome:
+    """Tell the HealthActor how a call on a model ended."""
+
+    model: str
+    verdict: Verdict
+    failure: Failure | None = None
+
+
+@attrs.frozen
+class ResetModel:
+    """Make one model (or, with None, every model) healthy; answers whether it was known."""
+
+    model: str | None
+
+
+@attrs.frozen
+class RunRequest:
+    """Ask a ChainActor to walk a request's chain until an attempt commits."""
+
+    request_id: int
+    request: Request
+    chain: tuple[ChainEntry, ...]
+    deadline: float
+    cancel: threading.Event = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen(eq=False)
+class Committed:
+    """A ChainActor's answer when an attempt committed: the live stream moves to the caller."""
+
+    request_id: int
+    served_by: ServedBy
+    entry: ChainEntry
+    attempts: tuple[Attempt, ...]
+    first: Event
+    stream: Any = attrs.field(repr=False)
+    probe: bool
+    started: float
+
+
+@attrs.frozen
+class Failed:
+    """A ChainActor's answer when no attempt committed; ``error`` is the error to raise."""
+
+    request_id: int
+    error: BaseException
+
+
+@attrs.frozen
+class ActorCrashed:
+    """Tell the supervisor that an actor's handler raised unexpectedly."""
+
+    name: str
+    error: str

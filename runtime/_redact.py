@@ -1,0 +1,71 @@
+"""Keeping API keys out of every message, repr, snapshot and log line."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+#: Key-shaped tokens: OpenAI ``sk-...``, Anthropic ``sk-ant-...``, and similar prefixes.
+_KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk|key|api[_-]?key)[-_][A-Za-z0-9*._\-]{6,}", re.IGNORECASE)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+\S+")
+#: The shortest piece of a key that must never appear.
+PIECE = 8
+MAX_MESSAGE = 200
+REDACTED = "[redacted]"
+
+
+def fingerprint(key: str) -> str:
+    """A short, stable, non-reversible name for a key, safe to show."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+class Redactor:
+    """Removes known keys (and any 8-character piece of one) plus key-shaped tokens."""
+
+    __slots__ = ("_pieces", "_short")
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        pieces: set[str] = set()
+        short: set[str] = set()
+        for secret in secrets:
+            if len(secret) < PIECE:
+                short.add(secret)
+            else:
+                pieces.update(secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1))
+        self._pieces = frozenset(pieces)
+        self._short = tuple(sorted((s for s in short if s), key=len, reverse=True))
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._pieces)} pieces)"
+
+    def __call__(self, text: str, *, limit: int | None = MAX_MESSAGE) -> str:
+        """Return ``text`` with secrets replaced, cut to ``limit`` characters."""
+        text = _KEY_SHAPED.sub(REDACTED, text)
+        text = _BEARER.sub(r"\1 " + REDACTED, text)
+        for secret in self._short:
+            text = text.replace(secret, REDACTED)
+        if self._pieces:
+            text = self._strip_pieces(text)
+        if limit is not None and len(text) > limit:
+            text = text[: limit - 1] + "…"
+        return text
+
+    def _strip_pieces(self, text: str) -> str:
+        hidden = bytearray(len(text))
+        for start in range(len(text)):
+            if text[start : start + PIECE] in self._pieces:
+                hidden[start : start + PIECE] = b"\x01" * len(text[start : start + PIECE])
+        if not any(hidden):
+            return text
+        out: list[str] = []
+        index = 0
+        while index < len(text):
+            if hidden[index]:
+                while index < len(text) and hidden[index]:
+                    index += 1
+                out.append(REDACTED)
+            else:
+                out.append(text[index])
+                index += 1
+        return "".join(out)

@@ -1,0 +1,301 @@
+"""The Runtime facade: the one object an application holds."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import random
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from actors import Supervisor
+from actors._base import snapshot_of
+from actors._directory import HEALTH, profile_name
+from actors.messages import Committed, Failed, Inspect, InjectCrash, ResetKey, ResetModel, RunRequest
+
+from ._chain import build_chain, resolve_model
+from ._clock import Clock, SystemClock, default_rng
+from ._config import Config
+from ._errors import DeadlineExceeded, RuntimeStoppedError, SwitchoverError
+from ._policy import HEALTHY, model_view
+from ._providers import Provider
+from ._snapshot import ActorSnapshot, RuntimeSnapshot
+from ._stream import Stream
+from ._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
+
+log = logging.getLogger("switchover")
+
+#: Extra time a caller waits past its deadline for a chain actor's answer.
+ANSWER_GRACE = 5.0
+#: How long an operator call (reset, inspect) waits for an actor.
+OPERATOR_TIMEOUT = 2.0
+#: How long inspect() waits for live answers before using published snapshots.
+INSPECT_BUDGET = 0.03
+_REAL_TIME = SystemClock()
+
+
+class Runtime:
+    """The failover runtime: start it, stream through it from any thread, stop it.
+
+    Example:
+        >>> with Runtime(config) as rt:
+        ...     with rt.stream(Request(model="openai/gpt-4o", messages=msgs)) as stream:
+        ...         for event in stream: ...
+
+    Args:
+        config: the validated configuration.
+        providers: adapters by provider name, replacing the built-in HTTP adapters (tests
+            pass :class:`runtime.testing.ScriptedProvider`).
+        clock: the time source (default: ``time.monotonic`` read at call time).
+        rng: the randomness for jitter (default: seeded from the OS).
+    """
+
+    def __init__(self, config: Config, *, providers: Mapping[str, Provider] | None = None,
+                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        if not isinstance(config, Config):
+            raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
+        self.config = config
+        self._clock = clock or SystemClock()
+        self._rng = rng or default_rng()
+        self._given = dict(providers or {})
+        self._providers: dict[str, Provider] = {}
+        self._supervisor: Supervisor | None = None
+        self._stopping = threading.Event()
+        self._lifecycle = threading.Lock()  # start/stop only; never taken on a request path
+        self._ids = itertools.count(1)
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        state = "running" if self._supervisor is not None else "stopped"
+        return f"Runtime({len(self.config.providers)} providers, {state})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        """Start the actors. Returns self; starting a running runtime does nothing."""
+        with self._lifecycle:
+            if self._supervisor is not None:
+                return self
+            if self._stopping.is_set():
+                raise RuntimeStoppedError("this runtime was stopped; create a new one")
+            self._pid = os.getpid()
+            self._providers = {p.name: self._given.get(p.name) or _http_adapter(p, self)
+                               for p in self.config.providers}
+            supervisor = Supervisor(self.config, self._providers, clock=self._clock,
+                                    rng=self._rng)
+            supervisor.start()
+            self._supervisor = supervisor
+        return self
+
+    def stop(self) -> None:
+        """Stop every actor thread and release connections. Idempotent."""
+        with self._lifecycle:
+            self._stopping.set()
+            supervisor, self._supervisor = self._supervisor, None
+            if supervisor is None:
+                return
+            for name, provider in self._providers.items():
+                if name not in self._given:
+                    provider.close()
+            supervisor.stop()
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _running(self) -> Supervisor:
+        supervisor = self._supervisor
+        if supervisor is None:
+            raise RuntimeStoppedError(
+                "the runtime is not running: call start() or use it as a context manager")
+        if os.getpid() != self._pid:
+            raise RuntimeStoppedError(
+                "this runtime was created in another process; create the Runtime after "
+                "forking (its actor threads do not survive os.fork())")
+        return supervisor
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def stream(self, request: Request) -> Stream:
+        """Walk the request's chain; return once an attempt has committed.
+
+        Raises:
+            RequestRejected: the request cannot succeed anywhere (checked before any call
+                for unknown providers; after a call for context or malformed-request errors).
+            ChainExhausted: every entry failed or was cooling.
+            DeadlineExceeded: the request's timeout ran out.
+            RuntimeStoppedError: the runtime is not running.
+        """
+        supervisor = self._running()
+        if not isinstance(request, Request):
+            raise TypeError(f"stream() needs a Request, not {type(request).__name__}")
+        chain = build_chain(self.config, request)
+        timeout = request.timeout if request.timeout is not None else self.config.request_timeout
+        deadline = self._clock.now() + timeout
+        message = RunRequest(request_id=next(self._ids), request=request, chain=chain,
+                             deadline=deadline, cancel=self._stopping)
+        answer = self._dispatch(supervisor, message, timeout)
+        if isinstance(answer, Failed):
+            raise answer.error
+        return Stream(answer, supervisor.directory, self._stopping)
+
+    def _dispatch(self, supervisor: Supervisor, message: RunRequest,
+                  timeout: float) -> Committed | Failed:
+        """Hand the request to an idle chain actor and wait for its answer."""
+        give_up = _REAL_TIME.now() + timeout
+        while True:
+            left = give_up - _REAL_TIME.now()
+            try:
+                worker = supervisor.idle.get(timeout=max(0.0, left))
+            except queue.Empty:
+                raise DeadlineExceeded(
+                    "no chain worker became free before the request's deadline") from None
+            if self._stopping.is_set():
+                supervisor.idle.put(worker)
+                raise RuntimeStoppedError("the runtime is stopping")
+            try:
+                future = worker.ask(message, block=False)
+            except pykka.ActorDeadError:
+                continue  # a worker replaced after a crash; its old ref is still queued
+            try:
+                answer = future.get(timeout=max(0.0, give_up - _REAL_TIME.now()) + ANSWER_GRACE)
+            except pykka.Timeout:
+                raise DeadlineExceeded("the request's deadline passed with no answer") from None
+            except pykka.ActorDeadError:
+                if self._stopping.is_set():
+                    raise RuntimeStoppedError("the runtime stopped during the request") from None
+                continue
+            except SwitchoverError:
+                raise
+            except Exception:
+                # The chain actor crashed mid-walk; the supervisor restarts it. Try again.
+                log.error("chain worker crashed; retrying the request on another worker")
+                if _REAL_TIME.now() >= give_up:
+                    raise DeadlineExceeded("the request's deadline passed") from None
+                continue
+            assert isinstance(answer, (Committed, Failed))
+            return answer
+
+    def complete(self, request: Request) -> Completion:
+        """Stream the request to its end and return the whole answer."""
+        text: list[str] = []
+        reasoning: list[str] = []
+        tool_calls: list[ToolCall] = []
+        with self.stream(request) as stream:
+            done = None
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    reasoning.append(event.text)
+                elif isinstance(event, ToolCall):
+                    tool_calls.append(event)
+                else:
+                    done = event
+            return Completion(
+                text="".join(text), tool_calls=tuple(tool_calls),
+                usage=done.usage if done else None,
+                finish_reason=done.finish_reason if done else None,
+                served_by=stream.served_by, attempts=stream.attempts,
+                reasoning="".join(reasoning))
+
+    # -- operators ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, ModelHealth]:
+        """Every known model's health: configured fallbacks and aliases, and every model
+        that has failed. Read from the HealthActor's published table (no message)."""
+        supervisor = self._running()
+        table = supervisor.directory.cell(HEALTH).state
+        models = [resolve_model(self.config, m).key
+                  for m in (*self.config.fallbacks, *self.config.aliases.values())]
+        now = self._clock.now()
+        return {m: model_view(m, table.get(m, HEALTHY), now)
+                for m in sorted({*models, *table})}
+
+    def reset(self, model: str | None = None) -> None:
+        """Make ``model`` (a model string or alias) healthy again, or every model.
+
+        Raises:
+            KeyError: ``model`` names no configured provider.
+        """
+        supervisor = self._running()
+        key = None
+        if model is not None:
+            try:
+                key = resolve_model(self.config, model).key
+            except SwitchoverError as error:
+                raise KeyError(str(error)) from None
+        self._operator_ask(supervisor, HEALTH, ResetModel(key))
+
+    def reset_profile(self, provider: str, profile: str) -> None:
+        """Take one key out of cooldown and clear its failure count.
+
+        Raises:
+            KeyError: no such provider/profile.
+        """
+        supervisor = self._running()
+        name = profile_name(provider, profile)
+        if name not in supervisor.directory.members:
+            raise KeyError(f"no key profile {profile!r} on provider {provider!r}")
+        self._operator_ask(supervisor, name, ResetKey())
+
+    def _operator_ask(self, supervisor: Supervisor, name: str, message: object) -> Any:
+        member = supervisor.directory.members[name]
+        assert member.ref is not None
+        try:
+            return member.ref.ask(message, timeout=OPERATOR_TIMEOUT)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            raise SwitchoverError(f"actor {name} did not answer within "
+                                  f"{OPERATOR_TIMEOUT}s") from None
+
+    def inspect(self) -> RuntimeSnapshot:
+        """A snapshot of every actor: live answers where they come quickly, else the state
+        each actor last published, marked stale."""
+        supervisor = self._running()
+        members = dict(supervisor.directory.members)
+        futures: dict[str, Any] = {}
+        for name, member in members.items():
+            if member.ref is None:
+                continue
+            try:
+                futures[name] = member.ref.ask(Inspect(), block=False)
+            except pykka.ActorDeadError:
+                pass
+        budget_end = _REAL_TIME.now() + INSPECT_BUDGET
+        snapshots: list[ActorSnapshot] = []
+        now = self._clock.now()
+        for name, member in members.items():
+            snapshot = None
+            if name in futures:
+                try:
+                    snapshot = futures[name].get(timeout=max(0.0, budget_end - _REAL_TIME.now()))
+                except (pykka.Timeout, pykka.ActorDeadError):
+                    snapshot = None
+            if not isinstance(snapshot, ActorSnapshot):
+                snapshot = snapshot_of(member.cell, member.ref, stale=True, now=now)
+            snapshots.append(snapshot)
+        return RuntimeSnapshot(actors=tuple(snapshots), taken_at=now)
+
+    def inject_crash(self, name: str) -> None:
+        """Test hook: make actor ``name`` crash; the supervisor restarts it."""
+        supervisor = self._running()
+        member = supervisor.directory.members[name]
+        assert member.ref is not None
+        member.ref.tell(InjectCrash())
+
+
+def _http_adapter(provider: Any, runtime: Runtime) -> Provider:
+    """The built-in HTTP adapter for a provider's ``api``."""
+    from ._errors import ConfigError
+
+    raise ConfigError(f"providers[{provider.name!r}].api",
+                      f"no built-in adapter for {provider.api!r} yet; pass providers=")

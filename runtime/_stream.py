@@ -1,0 +1,141 @@
+"""The committed stream the caller reads, on its own thread, with no hop per chunk."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+from typing import NoReturn
+
+from actors import Directory
+from actors._directory import HEALTH, profile_name
+from actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
+
+from ._classify import Failure
+from ._errors import ErrorKind, RuntimeStoppedError, StreamInterrupted
+from ._policy import HEALTHY
+from ._providers import ProviderFailure
+from ._types import Attempt, Done, Event, ServedBy, TextDelta
+
+log = logging.getLogger("switchover")
+
+
+class Stream:
+    """A live token stream from the attempt that committed.
+
+    Iterate it for ``TextDelta | ReasoningDelta | ToolCall | Done`` events. A failure after
+    commit raises :class:`StreamInterrupted` (never another provider's output). Closing it
+    early (or leaving its ``with`` block) closes the connection at once.
+
+    Example:
+        >>> with rt.stream(request) as stream:
+        ...     for event in stream:
+        ...         print(event)
+    """
+
+    def __init__(self, committed: Committed, directory: Directory,
+                 stopping: threading.Event) -> None:
+        self._committed = committed
+        self._directory = directory
+        self._stopping = stopping
+        self._pending: Event | None = committed.first
+        self._source: Iterator[Event] = committed.stream
+        self._attempts = committed.attempts
+        self._text: list[str] = []
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return f"Stream(served_by={self.served_by!r}, finished={self._finished})"
+
+    @property
+    def served_by(self) -> ServedBy:
+        """The model, provider and profile serving this stream."""
+        return self._committed.served_by
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every attempt the request made, the serving one last."""
+        return self._attempts
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> Event:
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+            return self._track(event)
+        if self._finished:
+            raise StopIteration
+        try:
+            event = next(self._source)
+        except StopIteration:
+            self._interrupt(Failure(kind=ErrorKind.TRANSIENT,
+                                    message="the stream ended without a clean end"))
+        except ProviderFailure as error:
+            self._interrupt(error.failure)
+        except Exception as error:  # an adapter bug still ends the stream cleanly for us
+            log.exception("provider stream raised unexpectedly")
+            self._interrupt(Failure(kind=ErrorKind.UNKNOWN,
+                                    message=f"adapter error: {type(error).__name__}"))
+        return self._track(event)
+
+    def _track(self, event: Event) -> Event:
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, Done):
+            self._finish("ok")
+        return event
+
+    def _interrupt(self, failure: Failure) -> NoReturn:
+        self._finish("error", failure)
+        last = self._attempts[-1]
+        self._attempts = (*self._attempts[:-1], Attempt(
+            model=last.model, provider=last.provider, profile=last.profile, outcome="error",
+            kind=failure.kind, status=failure.status, code=failure.code,
+            message=failure.message, duration=last.duration))
+        if self._stopping.is_set():
+            raise RuntimeStoppedError("the runtime stopped while the stream was being read")
+        raise StreamInterrupted(
+            f"the stream from {self.served_by.model} broke after it had started: "
+            f"{failure.message}",
+            partial_text="".join(self._text), served_by=self.served_by, kind=failure.kind)
+
+    def _finish(self, verdict: Verdict, failure: Failure | None = None) -> None:
+        """Close the connection and report the outcome to the key and the model, once."""
+        if self._finished:
+            return
+        self._finished = True
+        self._source_close()
+        served = self._committed.served_by
+        self._directory.tell(profile_name(served.provider, served.profile),
+                             KeyOutcome(verdict, failure))
+        model = self._committed.entry.key
+        if verdict == "error" or self._committed.probe:
+            self._directory.tell(HEALTH, ModelOutcome(model, verdict, failure))
+        elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
+            self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
+
+    def _source_close(self) -> None:
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("closing a provider stream raised")
+
+    def close(self) -> None:
+        """Stop reading: release the connection; the outcome counts as neither good nor bad."""
+        self._pending = None
+        self._finish("released")
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_finished", True):
+            self.close()

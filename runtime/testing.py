@@ -1,0 +1,240 @@
+"""Test tools: a fake clock and a scripted in-process provider.
+
+Example:
+    >>> provider = ScriptedProvider()
+    >>> provider.script("gpt-4o", Fail(429, {"error": {"code": "rate_limit_exceeded"}}), Reply("hi"))
+    >>> rt = Runtime(config, providers={"openai": provider})
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ._classify import Failure, classify, transport_failure
+from ._clock import SystemClock
+from ._errors import ErrorKind
+from ._providers import ProviderCall, ProviderFailure
+from ._redact import Redactor
+from ._types import Done, Event, ReasoningDelta, TextDelta, ToolCall, Usage
+
+
+class FakeClock:
+    """A clock that only moves when told to, or when someone waits on it.
+
+    ``wait`` returns at once: it moves time forward by the timeout unless the event is
+    already set. Thread-safe, and it never goes backwards.
+    """
+
+    def __init__(self, start: float = 1_000.0, wall_start: float = 1_767_225_600.0) -> None:
+        self._now = start
+        self._wall_offset = wall_start - start
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self._now})"
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a FakeClock never goes backwards")
+        with self._lock:
+            self._now += seconds
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        self.advance(max(0.0, timeout))
+        return event.is_set()
+
+
+# --- script steps ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Reply:
+    """A successful stream: ``text`` split into ``chunks`` deltas, then Done.
+
+    ``delay`` is the wait before the first event; ``chunk_delay`` the gap between events.
+    """
+
+    text: str = "ok"
+    chunks: int = 1
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"
+    usage: Usage | None = None
+
+
+@attrs.frozen
+class Fail:
+    """An HTTP error response, classified exactly as a real one would be."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    delay: float = 0.0
+
+
+@attrs.frozen
+class StreamError:
+    """A 200 stream whose first frame is an error event (classified by its body)."""
+
+    body: Any
+
+
+@attrs.frozen
+class Cut:
+    """A stream that sends ``after`` text deltas and then drops the connection."""
+
+    after: int = 1
+    text: str = "partial "
+
+
+@attrs.frozen
+class Hang:
+    """An upstream that accepts the call and never sends anything."""
+
+
+@attrs.frozen
+class Refuse:
+    """A connection refused before any response."""
+
+
+Step = Reply | Fail | StreamError | Cut | Hang | Refuse
+Rule = Callable[[ProviderCall], Step]
+
+
+@attrs.frozen
+class Call:
+    """One call the scripted provider received. ``key`` is kept for tests only."""
+
+    model: str
+    key: str = attrs.field(repr=False)
+    max_tokens: int | None
+    at: float
+
+
+class ScriptedProvider:
+    """An in-process provider that plays scripted steps per (model, key).
+
+    ``script(model, *steps, key=None)`` queues steps for calls matching the model (and key,
+    if given); the last step repeats. ``rule(fn)`` decides every call with a function.
+    Unmatched calls get ``default``. Every call is recorded in ``calls``.
+    """
+
+    def __init__(self, default: Step | None = None, *, secrets: tuple[str, ...] = ()) -> None:
+        self.default: Step = default or Reply()
+        self.calls: list[Call] = []
+        self._scripts: dict[tuple[str | None, str | None], collections.deque[Step]] = {}
+        self._rule: Rule | None = None
+        self._lock = threading.Lock()
+        self._redact = Redactor(secrets)
+
+    def __repr__(self) -> str:
+        return f"ScriptedProvider({len(self.calls)} calls)"
+
+    def script(self, model: str | None, *steps: Step, key: str | None = None) -> None:
+        """Queue ``steps`` for calls to ``model`` (None: any model) with ``key`` (None: any)."""
+        if not steps:
+            raise ValueError("script() needs at least one step")
+        with self._lock:
+            self._scripts[(model, key)] = collections.deque(steps)
+
+    def rule(self, fn: Rule | None) -> None:
+        """Decide each call with ``fn(call) -> Step`` (after any matching script)."""
+        self._rule = fn
+
+    def calls_to(self, model: str) -> list[Call]:
+        return [c for c in self.calls if c.model == model]
+
+    def _next_step(self, call: ProviderCall) -> Step:
+        with self._lock:
+            for match in ((call.model, call.api_key), (call.model, None), (None, call.api_key),
+                          (None, None)):
+                steps = self._scripts.get(match)
+                if steps:
+                    return steps.popleft() if len(steps) > 1 else steps[0]
+        if self._rule is not None:
+            return self._rule(call)
+        return self.default
+
+    def open(self, call: ProviderCall) -> Iterator[Event]:
+        self.calls.append(Call(model=call.model, key=call.api_key, max_tokens=call.max_tokens,
+                               at=call.clock.now()))
+        step = self._next_step(call)
+        # Failures before any event are raised here, as an HTTP adapter raises on the status.
+        if isinstance(step, Refuse):
+            raise ProviderFailure(transport_failure("connection refused", timeout=False))
+        if isinstance(step, Fail):
+            self._pause(call, step.delay, call.first_token_timeout, "no response")
+            raise ProviderFailure(classify(status=step.status, body=step.body,
+                                           headers=step.headers, wall=call.clock.wall,
+                                           redact=self._redact))
+        if isinstance(step, StreamError):
+            raise ProviderFailure(classify(status=None, body=step.body, redact=self._redact))
+        if isinstance(step, Hang):
+            self._pause(call, float("inf"), call.first_token_timeout, "no first token")
+        return self._events(call, step)
+
+    def _pause(self, call: ProviderCall, delay: float, timeout: float | None, what: str) -> None:
+        """Wait ``delay``, failing as a timeout if it is longer than ``timeout`` allows."""
+        if delay <= 0:
+            return
+        allowed = call.cut(timeout)
+        if call.clock.wait(call.cancel, min(delay, allowed)):
+            raise ProviderFailure(transport_failure("cancelled: the runtime is stopping",
+                                                    timeout=False))
+        if delay > allowed:
+            raise ProviderFailure(transport_failure(f"{what} within {allowed:.3g}s",
+                                                    timeout=True))
+
+    def _events(self, call: ProviderCall, step: Step) -> Iterator[Event]:
+        if isinstance(step, Cut):
+            for _ in range(step.after):
+                yield TextDelta(step.text)
+            raise ProviderFailure(transport_failure("connection reset by peer", timeout=False))
+        assert isinstance(step, Reply)
+        self._pause(call, step.delay, call.first_token_timeout, "no first token")
+        pieces = _split(step.text, step.chunks)
+        first = True
+        if step.reasoning:
+            yield ReasoningDelta(step.reasoning)
+            first = False
+        for piece in pieces:
+            if not first:
+                self._pause(call, step.chunk_delay, call.idle_timeout, "idle gap: no chunk")
+            first = False
+            yield TextDelta(piece)
+        yield from step.tool_calls
+        yield Done(finish_reason=step.finish_reason, usage=step.usage)
+
+
+def _split(text: str, chunks: int) -> list[str]:
+    if not text:
+        return []
+    chunks = max(1, min(chunks, len(text)))
+    size = -(-len(text) // chunks)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def failure(kind: ErrorKind, message: str = "") -> Failure:
+    """A bare Failure of ``kind`` (for policy tests)."""
+    return Failure(kind=kind, message=message)
+
+
+__all__ = [
+    "Call", "Cut", "Fail", "FakeClock", "Hang", "Refuse", "Reply", "ScriptedProvider", "Step",
+    "StreamError", "SystemClock", "failure",
+]
