@@ -31,11 +31,20 @@ RECENT = 32
 class Cell:
     """The published face of one actor, kept across restarts."""
 
-    __slots__ = ("kind", "name", "processed", "published_at", "recent", "render", "restarts",
-                 "state")
+    __slots__ = (
+        "kind",
+        "name",
+        "processed",
+        "published_at",
+        "recent",
+        "render",
+        "restarts",
+        "state",
+    )
 
-    def __init__(self, name: str, kind: str, state: Any,
-                 render: Callable[[Any, float], Mapping[str, Any]]) -> None:
+    def __init__(
+        self, name: str, kind: str, state: Any, render: Callable[[Any, float], Mapping[str, Any]]
+    ) -> None:
         self.name = name
         self.kind = kind
         self.state = state
@@ -71,9 +80,15 @@ def snapshot_of(
     """Build an ActorSnapshot from what a cell last published."""
     depth = ref.actor_inbox.qsize() if ref is not None else 0  # type: ignore[attr-defined]
     return ActorSnapshot(
-        name=cell.name, kind=cell.kind, state=cell.render(cell.state, now), mailbox_depth=depth,
-        processed=cell.processed, restarts=cell.restarts, recent=handled(tuple(cell.recent)),
-        stale=stale, age=max(0.0, now - cell.published_at) if stale else 0.0,
+        name=cell.name,
+        kind=cell.kind,
+        state=cell.render(cell.state, now),
+        mailbox_depth=depth,
+        processed=cell.processed,
+        restarts=cell.restarts,
+        recent=handled(tuple(cell.recent)),
+        stale=stale,
+        age=max(0.0, now - cell.published_at) if stale else 0.0,
     )
 
 
@@ -113,8 +128,12 @@ class SwitchoverActor(pykka.ThreadingActor):
                 raise RuntimeError(message.reason)
             return self.handle(message)
         except Exception as error:
-            log.error("%s crashed handling %s: %s", self.cell.name, type(message).__name__,
-                      type(error).__name__)
+            log.error(
+                "%s crashed handling %s: %s",
+                self.cell.name,
+                type(message).__name__,
+                type(error).__name__,
+            )
             self._on_crash(ActorCrashed(name=self.cell.name, error=type(error).__name__))
             raise
         finally:

@@ -69,9 +69,12 @@ def chain_view(status: ChainStatus, now: float) -> Mapping[str, Any]:
     if status.request_id is None:
         return {"busy": False}
     return {
-        "busy": True, "request_id": status.request_id, "chain": list(status.chain),
+        "busy": True,
+        "request_id": status.request_id,
+        "chain": list(status.chain),
         "entry": status.chain[status.entry] if status.entry < len(status.chain) else None,
-        "attempts": status.attempts, "elapsed": round(now - status.started, 3),
+        "attempts": status.attempts,
+        "elapsed": round(now - status.started, 3),
     }
 
 
@@ -92,8 +95,15 @@ class ChainActor(SwitchoverActor):
     kind = "chain"
 
     def __init__(
-        self, cell: Cell, context: Context, *, config: Config, providers: Mapping[str, Provider],
-        directory: Directory, rng: random.Random, idle: queue.SimpleQueue[Any],
+        self,
+        cell: Cell,
+        context: Context,
+        *,
+        config: Config,
+        providers: Mapping[str, Provider],
+        directory: Directory,
+        rng: random.Random,
+        idle: queue.SimpleQueue[Any],
     ) -> None:
         super().__init__(cell, context)
         self._config = config
@@ -108,15 +118,18 @@ class ChainActor(SwitchoverActor):
     def handle(self, message: Any) -> Any:
         if not isinstance(message, RunRequest):
             raise TypeError(f"ChainActor cannot handle {type(message).__name__}")
-        self.publish(ChainStatus(request_id=message.request_id,
-                                 chain=tuple(e.key for e in message.chain),
-                                 started=self.clock.now()))
+        self.publish(
+            ChainStatus(
+                request_id=message.request_id,
+                chain=tuple(e.key for e in message.chain),
+                started=self.clock.now(),
+            )
+        )
         try:
             return _Walk(self, message).run()
         finally:
             self.publish(IDLE)
             self._idle.put(self.actor_ref)
-
 
 
 class _Walk:
@@ -140,9 +153,13 @@ class _Walk:
                 committed = self._entry(entry, last=index == len(self.run_msg.chain) - 1)
                 if committed is not None:
                     return committed
-            return self._fail(ChainExhausted(
-                self._exhausted_message(), attempts=tuple(self.attempts),
-                retry_after=self._retry_after()))
+            return self._fail(
+                ChainExhausted(
+                    self._exhausted_message(),
+                    attempts=tuple(self.attempts),
+                    retry_after=self._retry_after(),
+                )
+            )
         except _Stop as stop:
             return self._fail(stop.error)
 
@@ -156,13 +173,23 @@ class _Walk:
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
         if self.clock.now() >= self.run_msg.deadline:
-            raise _Stop(DeadlineExceeded(
-                f"request timed out after {len(self.attempts)} attempts",
-                attempts=tuple(self.attempts)))
+            raise _Stop(
+                DeadlineExceeded(
+                    f"request timed out after {len(self.attempts)} attempts",
+                    attempts=tuple(self.attempts),
+                )
+            )
 
     def _skip(self, entry: ChainEntry, profile: str | None, why: str) -> None:
-        self.attempts.append(Attempt(model=entry.key, provider=entry.provider, profile=profile,
-                                     outcome="skipped", message=why))
+        self.attempts.append(
+            Attempt(
+                model=entry.key,
+                provider=entry.provider,
+                profile=profile,
+                outcome="skipped",
+                message=why,
+            )
+        )
 
     def _entry(self, entry: ChainEntry, *, last: bool) -> Committed | None:
         """Try one chain entry; None means go on to the next."""
@@ -240,10 +267,16 @@ class _Walk:
                     continue
                 if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
                     raise _NextModel()  # the model's own default is too high; not the caller's
-                if kind in (ErrorKind.OUTPUT_LIMIT, ErrorKind.CONTEXT_EXCEEDED,
-                            ErrorKind.BAD_REQUEST):
-                    raise _Stop(RequestRejected(_rejection(kind, failure), kind=kind,
-                                                attempts=tuple(self.attempts)))
+                if kind in (
+                    ErrorKind.OUTPUT_LIMIT,
+                    ErrorKind.CONTEXT_EXCEEDED,
+                    ErrorKind.BAD_REQUEST,
+                ):
+                    raise _Stop(
+                        RequestRejected(
+                            _rejection(kind, failure), kind=kind, attempts=tuple(self.attempts)
+                        )
+                    )
                 raise _NextModel()  # invalid_request: this model cannot take it
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
@@ -251,16 +284,20 @@ class _Walk:
 
     def _sleep(self, delay: float) -> None:
         if self.clock.now() + delay >= self.run_msg.deadline:
-            raise _Stop(DeadlineExceeded(
-                f"request timed out after {len(self.attempts)} attempts (no time left to retry)",
-                attempts=tuple(self.attempts)))
+            raise _Stop(
+                DeadlineExceeded(
+                    f"request timed out after {len(self.attempts)} attempts "
+                    "(no time left to retry)",
+                    attempts=tuple(self.attempts),
+                )
+            )
         if self.clock.wait(self.run_msg.cancel, delay):
             self._check_time()
 
     def _ask(self, name: str, message: object) -> object:
         member = self.directory.members.get(name)
         timeout = min(PERMIT_TIMEOUT, max(0.0, self.run_msg.deadline - self.clock.now()))
-        if member is None:
+        if member is None or member.ref is None:
             return None
         try:
             return member.ref.ask(message, timeout=timeout)
@@ -271,7 +308,13 @@ class _Walk:
     # -- one attempt -----------------------------------------------------------------------
 
     def _call(
-        self, entry: ChainEntry, profile: str, key: str, max_tokens: int | None, *, last: bool,
+        self,
+        entry: ChainEntry,
+        profile: str,
+        key: str,
+        max_tokens: int | None,
+        *,
+        last: bool,
         probe: bool,
     ) -> Committed | Failure:
         provider_config = self.config.provider(entry.provider)
@@ -279,12 +322,17 @@ class _Walk:
         started = self.clock.now()
         self._status(attempts=self.actor.cell.state.attempts + 1)
         call = ProviderCall(
-            model=entry.model, api_key=key, messages=self.request.messages,
-            max_tokens=max_tokens, temperature=self.request.temperature,
-            tools=self.request.tools, deadline=self.run_msg.deadline,
+            model=entry.model,
+            api_key=key,
+            messages=self.request.messages,
+            max_tokens=max_tokens,
+            temperature=self.request.temperature,
+            tools=self.request.tools,
+            deadline=self.run_msg.deadline,
             connect_timeout=provider_config.connect_timeout,
             first_token_timeout=None if last else provider_config.first_token_timeout,
-            idle_timeout=provider_config.idle_timeout, clock=self.clock,
+            idle_timeout=provider_config.idle_timeout,
+            clock=self.clock,
             cancel=self.run_msg.cancel,
         )
         stream: EventStream | None = None
@@ -297,22 +345,45 @@ class _Walk:
             failure = Failure(kind=ErrorKind.UNKNOWN, message="stream ended before any event")
         except Exception as error:  # an adapter bug must not kill the walk
             log.exception("provider %s raised unexpectedly", entry.provider)
-            failure = Failure(kind=ErrorKind.UNKNOWN,
-                              message=f"adapter error: {type(error).__name__}")
+            failure = Failure(
+                kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}"
+            )
         else:
             served_by = ServedBy(model=entry.key, provider=entry.provider, profile=profile)
-            self.attempts.append(Attempt(model=entry.key, provider=entry.provider,
-                                         profile=profile, outcome="ok",
-                                         duration=self.clock.now() - started))
-            return Committed(request_id=self.run_msg.request_id, served_by=served_by,
-                             entry=entry, attempts=tuple(self.attempts), first=first,
-                             stream=stream, probe=probe, started=started)
+            self.attempts.append(
+                Attempt(
+                    model=entry.key,
+                    provider=entry.provider,
+                    profile=profile,
+                    outcome="ok",
+                    duration=self.clock.now() - started,
+                )
+            )
+            return Committed(
+                request_id=self.run_msg.request_id,
+                served_by=served_by,
+                entry=entry,
+                attempts=tuple(self.attempts),
+                first=first,
+                stream=stream,
+                probe=probe,
+                started=started,
+            )
         if stream is not None:
             stream.close()
-        self.attempts.append(Attempt(
-            model=entry.key, provider=entry.provider, profile=profile, outcome="error",
-            kind=failure.kind, status=failure.status, code=failure.code,
-            message=failure.message, duration=self.clock.now() - started))
+        self.attempts.append(
+            Attempt(
+                model=entry.key,
+                provider=entry.provider,
+                profile=profile,
+                outcome="error",
+                kind=failure.kind,
+                status=failure.status,
+                code=failure.code,
+                message=failure.message,
+                duration=self.clock.now() - started,
+            )
+        )
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
         return failure
@@ -324,8 +395,10 @@ class _Walk:
         skipped = len(self.attempts) - len(called)
         parts = [f"{a.model} ({a.profile}): {a.kind}" for a in called[-5:]]
         detail = "; ".join(parts) if parts else "nothing was called"
-        return (f"every chain entry failed or was cooling ({len(called)} calls failed, "
-                f"{skipped} skipped): {detail}")
+        return (
+            f"every chain entry failed or was cooling ({len(called)} calls failed, "
+            f"{skipped} skipped): {detail}"
+        )
 
     def _retry_after(self) -> float | None:
         """Seconds until the soonest chain entry can be called again, if any is cooling."""
@@ -340,8 +413,11 @@ class _Walk:
             provider = self.config.provider(entry.provider)
             assert provider is not None
             key_ready = min(
-                max(now, self.directory.cell(profile_name(entry.provider, p)).state.cooldown_until
-                    or now)
+                max(
+                    now,
+                    self.directory.cell(profile_name(entry.provider, p)).state.cooldown_until
+                    or now,
+                )
                 for p in provider.profiles
             )
             ready = max(model_ready, key_ready)
@@ -352,8 +428,10 @@ class _Walk:
 
 def _rejection(kind: ErrorKind, failure: Failure) -> str:
     if kind is ErrorKind.OUTPUT_LIMIT:
-        return ("the model rejected the output length even after max_tokens was dropped: "
-                + failure.message)
+        return (
+            "the model rejected the output length even after max_tokens was dropped: "
+            + failure.message
+        )
     if kind is ErrorKind.CONTEXT_EXCEEDED:
         return "the prompt is longer than the model's context window: " + failure.message
     return "the request is malformed: " + failure.message

@@ -29,8 +29,9 @@ class HealthActor(SwitchoverActor):
 
     kind = "health"
 
-    def __init__(self, cell: Cell, context: Context, *, cooldown: CooldownConfig,
-                 lease: float) -> None:
+    def __init__(
+        self, cell: Cell, context: Context, *, cooldown: CooldownConfig, lease: float
+    ) -> None:
         super().__init__(cell, context)
         self._cooldown = cooldown
         self._lease = lease
@@ -50,8 +51,11 @@ class HealthActor(SwitchoverActor):
             row = self.table.get(message.model, HEALTHY)
             if message.verdict == "ok":
                 self._set(message.model, HEALTHY)
-            elif (message.verdict == "error" and message.failure is not None
-                  and message.failure.kind in MODEL_KINDS):
+            elif (
+                message.verdict == "error"
+                and message.failure is not None
+                and message.failure.kind in MODEL_KINDS
+            ):
                 self._set(message.model, model_failure(row, message.failure, now, self._cooldown))
             else:
                 self._set(message.model, model_release(row))
@@ -67,7 +71,6 @@ class HealthActor(SwitchoverActor):
                     self._set(model, HEALTHY)
             return None
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
-
 
 
 def table_view(table: HealthTable, now: float) -> Mapping[str, Any]:

@@ -29,8 +29,16 @@ class ProfileActor(SwitchoverActor):
     kind = "profile"
 
     def __init__(
-        self, cell: Cell, context: Context, *, provider: str, profile: str, key: str,
-        cooldown: CooldownConfig, lease: float, rng: random.Random,
+        self,
+        cell: Cell,
+        context: Context,
+        *,
+        provider: str,
+        profile: str,
+        key: str,
+        cooldown: CooldownConfig,
+        lease: float,
+        rng: random.Random,
     ) -> None:
         super().__init__(cell, context)
         self.provider = provider
@@ -53,8 +61,11 @@ class ProfileActor(SwitchoverActor):
             if message.verdict == "ok":
                 self._set(key_success(self.state))
             elif message.verdict == "error" and message.failure is not None:
-                self._set(key_failure(self.state, message.failure, now, self._cooldown,
-                                      key_jitter(self._rng)))
+                self._set(
+                    key_failure(
+                        self.state, message.failure, now, self._cooldown, key_jitter(self._rng)
+                    )
+                )
             else:
                 self._set(key_release(self.state))
             return None
@@ -71,9 +82,9 @@ class ProfileActor(SwitchoverActor):
         raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
 
 
-
-def key_renderer(provider: str, profile: str, key: str) -> Callable[[KeyState, float],
-                                                                     Mapping[str, Any]]:
+def key_renderer(
+    provider: str, profile: str, key: str
+) -> Callable[[KeyState, float], Mapping[str, Any]]:
     """Render a key's state as plain data: never the key itself, only its fingerprint."""
     key_fingerprint = fingerprint(key)
 
@@ -83,15 +94,21 @@ def key_renderer(provider: str, profile: str, key: str) -> Callable[[KeyState, f
     return render
 
 
-def _key_view(provider: str, profile: str, key_fingerprint: str, state: KeyState,
-              now: float) -> Mapping[str, Any]:
+def _key_view(
+    provider: str, profile: str, key_fingerprint: str, state: KeyState, now: float
+) -> Mapping[str, Any]:
     remaining = None
     if state.cooldown_until is not None:
         remaining = round(max(0.0, state.cooldown_until - now), 3)
     return {
-        "provider": provider, "profile": profile, "key": key_fingerprint,
-        "cooldown_remaining": remaining, "consecutive_failures": state.failures,
+        "provider": provider,
+        "profile": profile,
+        "key": key_fingerprint,
+        "cooldown_remaining": remaining,
+        "consecutive_failures": state.failures,
         "last_error_kind": None if state.last_kind is None else str(state.last_kind),
-        "last_error": state.last_error, "calls": state.calls, "successes": state.successes,
+        "last_error": state.last_error,
+        "calls": state.calls,
+        "successes": state.successes,
         "failures": state.errors,
     }

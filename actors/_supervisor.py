@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import queue
 import random
@@ -42,8 +44,12 @@ class SupervisorActor(SwitchoverActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, ActorCrashed):
             self._supervisor.restart(message.name)
-            self.publish({"restarts": self.cell.state.get("restarts", 0) + 1,
-                          "last_crash": f"{message.name}: {message.error}"})
+            self.publish(
+                {
+                    "restarts": self.cell.state.get("restarts", 0) + 1,
+                    "last_crash": f"{message.name}: {message.error}",
+                }
+            )
             return None
         raise TypeError(f"SupervisorActor cannot handle {type(message).__name__}")
 
@@ -52,7 +58,11 @@ class Supervisor:
     """Owns the actors of one runtime: the directory, the spawners and the idle chain pool."""
 
     def __init__(
-        self, config: Config, providers: Mapping[str, Provider], *, clock: Clock,
+        self,
+        config: Config,
+        providers: Mapping[str, Provider],
+        *,
+        clock: Clock,
         rng: random.Random,
     ) -> None:
         self.config = config
@@ -64,22 +74,61 @@ class Supervisor:
         lease = config.request_timeout
         for provider in config.providers:
             for profile, key in provider.profiles.items():
-                self._add(profile_name(provider.name, profile), "profile", KeyState(),
-                          key_renderer(provider.name, profile, key),
-                          lambda cell, p=provider.name, n=profile, k=key: ProfileActor.start(
-                              cell, context, provider=p, profile=n, key=k,
-                              cooldown=config.cooldown, lease=lease, rng=rng))
-        self._add(HEALTH, "health", {}, table_view, lambda cell: HealthActor.start(
-            cell, context, cooldown=config.cooldown, lease=lease))
+                self._add(
+                    profile_name(provider.name, profile),
+                    "profile",
+                    KeyState(),
+                    key_renderer(provider.name, profile, key),
+                    functools.partial(
+                        ProfileActor.start,
+                        context=context,
+                        provider=provider.name,
+                        profile=profile,
+                        key=key,
+                        cooldown=config.cooldown,
+                        lease=lease,
+                        rng=rng,
+                    ),
+                )
+        self._add(
+            HEALTH,
+            "health",
+            {},
+            table_view,
+            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown, lease=lease),
+        )
         for index in range(config.chain_workers):
-            self._add(chain_name(index), "chain", IDLE, chain_view, lambda cell: ChainActor.start(
-                cell, context, config=config, providers=providers, directory=self.directory,
-                rng=rng, idle=self.idle))
-        self._add(SUPERVISOR, "supervisor", {}, self._render, lambda cell: SupervisorActor.start(
-            cell, context, supervisor=self))
+            self._add(
+                chain_name(index),
+                "chain",
+                IDLE,
+                chain_view,
+                lambda cell: ChainActor.start(
+                    cell,
+                    context,
+                    config=config,
+                    providers=providers,
+                    directory=self.directory,
+                    rng=rng,
+                    idle=self.idle,
+                ),
+            )
+        self._add(
+            SUPERVISOR,
+            "supervisor",
+            {},
+            self._render,
+            lambda cell: SupervisorActor.start(cell, context, supervisor=self),
+        )
 
-    def _add(self, name: str, kind: str, state: Any,
-             render: Callable[[Any, float], Mapping[str, Any]], spawn: Spawn) -> None:
+    def _add(
+        self,
+        name: str,
+        kind: str,
+        state: Any,
+        render: Callable[[Any, float], Mapping[str, Any]],
+        spawn: Spawn,
+    ) -> None:
         self._spawners[name] = spawn
         self.directory.replace(name, Member(ref=None, cell=Cell(name, kind, state, render)))
 
@@ -101,13 +150,12 @@ class Supervisor:
         """Replace a crashed actor with a new one started from its cell."""
         member = self.directory.members[name]
         if member.ref is not None:
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 member.ref.stop(block=False)
-            except pykka.ActorDeadError:
-                pass
         member.cell.restarts += 1
-        self.directory.replace(name, Member(ref=self._spawners[name](member.cell),
-                                            cell=member.cell))
+        self.directory.replace(
+            name, Member(ref=self._spawners[name](member.cell), cell=member.cell)
+        )
         log.warning("restarted %s (restart %d)", name, member.cell.restarts)
 
     def stop(self) -> None:

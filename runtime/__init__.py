@@ -44,7 +44,6 @@ from ._types import TextDelta as TextDelta
 from ._types import ToolCall as ToolCall
 from ._types import Usage as Usage
 
-
 if TYPE_CHECKING:
     from ._runtime import Runtime as Runtime
     from ._stream import Stream as Stream
@@ -62,6 +61,7 @@ def __getattr__(name: str) -> Any:
 
         return Stream
     raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+
 
 __all__ = [
     "ActorSnapshot",

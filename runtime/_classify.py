@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import attrs
 
@@ -109,40 +108,87 @@ def _phrases(*phrases: str) -> re.Pattern[str]:
 
 _OUTPUT_PARAM = _phrases("max_tokens", "max_output_tokens", "max_completion_tokens")
 _OUTPUT_CEILING = _phrases(
-    "maximum allowed", "exceeds", "too large", "ceiling", "greater than", "at most",
-    "less than or equal", "maximum value", "upper limit", "in the completion",
+    "maximum allowed",
+    "exceeds",
+    "too large",
+    "ceiling",
+    "greater than",
+    "at most",
+    "less than or equal",
+    "maximum value",
+    "upper limit",
+    "in the completion",
 )
 _CONTEXT = _phrases(
-    "context_length_exceeded", "maximum context length", "context length exceeded",
-    "prompt is too long", "context window", "session_ctx_exceeded",
-    "exceed_context_size_error", "too many input tokens",
+    "context_length_exceeded",
+    "maximum context length",
+    "context length exceeded",
+    "prompt is too long",
+    "context window",
+    "session_ctx_exceeded",
+    "exceed_context_size_error",
+    "too many input tokens",
 )
 _COMPLETION_PART = _phrases("in the completion", "for the completion")
 _BALANCE = _phrases(
-    "insufficient_quota", "insufficient quota", "exceeded your current quota",
-    "credit balance is too low", "credit_balance_too_low", "credit_balance_exhausted",
-    "no credits remaining", "billing_error", "payment required", "balance_not_enough",
+    "insufficient_quota",
+    "insufficient quota",
+    "exceeded your current quota",
+    "credit balance is too low",
+    "credit_balance_too_low",
+    "credit_balance_exhausted",
+    "no credits remaining",
+    "billing_error",
+    "payment required",
+    "balance_not_enough",
 )
 _AUTH = _phrases(
-    "invalid_api_key", "invalid api key", "incorrect api key", "authentication_error",
-    "permission_error", "unauthorized", "permission denied", "authentication failed",
+    "invalid_api_key",
+    "invalid api key",
+    "incorrect api key",
+    "authentication_error",
+    "permission_error",
+    "unauthorized",
+    "permission denied",
+    "authentication failed",
 )
 _MODEL_MISSING = _phrases(
-    "model_not_found", "model not found", "does not exist or you do not have access",
-    "unknown model", "no such model", "invalid model",
+    "model_not_found",
+    "model not found",
+    "does not exist or you do not have access",
+    "unknown model",
+    "no such model",
+    "invalid model",
 )
 _RATE = _phrases("rate limit", "rate_limit_exceeded", "rate_limit_error", "too many requests")
 _TRANSIENT = _phrases(
-    "overloaded", "server_error", "internal server error", "service unavailable",
-    "bad gateway", "gateway timeout", "temporarily unavailable", "try again later",
-    "connection reset", "connection refused", "timed out", "timeout",
+    "overloaded",
+    "server_error",
+    "internal server error",
+    "service unavailable",
+    "bad gateway",
+    "gateway timeout",
+    "temporarily unavailable",
+    "try again later",
+    "connection reset",
+    "connection refused",
+    "timed out",
+    "timeout",
 )
 _TOO_LARGE = _phrases("request too large")
 _MALFORMED = _phrases(
-    "roles must alternate", "field required", "extra inputs are not permitted",
-    "input should be", "unrecognized request argument", "missing required parameter",
-    "invalid type for", "could not parse", "is not valid json", "unexpected role",
-    "must be a string", "must be an array",
+    "roles must alternate",
+    "field required",
+    "extra inputs are not permitted",
+    "input should be",
+    "unrecognized request argument",
+    "missing required parameter",
+    "invalid type for",
+    "could not parse",
+    "is not valid json",
+    "unexpected role",
+    "must be a string",
+    "must be an array",
 )
 _MALFORMED_CODES = frozenset(
     {"invalid_type", "missing_required_parameter", "unknown_parameter", "invalid_json"}
@@ -153,8 +199,15 @@ _BALANCE_TYPES = frozenset(
 _AUTH_TYPES = frozenset({"authentication_error", "permission_error", "invalid_api_key"})
 _RATE_TYPES = frozenset({"rate_limit_error", "rate_limit_exceeded", "ramp_limit_exceeded"})
 _TRANSIENT_TYPES = frozenset(
-    {"overloaded_error", "api_error", "timeout_error", "server_error", "service_unavailable",
-     "internal_error", "compaction_unavailable"}
+    {
+        "overloaded_error",
+        "api_error",
+        "timeout_error",
+        "server_error",
+        "service_unavailable",
+        "internal_error",
+        "compaction_unavailable",
+    }
 )
 
 
@@ -183,11 +236,19 @@ def classify(
         fields = _Fields()
     kind = _kind(status, fields)
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
-    retry_after = _retry_after(lowered, wall) if status in (429, 503, 529) or (
-        kind is ErrorKind.RATE_LIMIT
-    ) else None
-    head = " ".join(p for p in (f"HTTP {status}" if status is not None else "",
-                                fields.error_code or fields.code or fields.type) if p)
+    retry_after = (
+        _retry_after(lowered, wall)
+        if status in (429, 503, 529) or (kind is ErrorKind.RATE_LIMIT)
+        else None
+    )
+    head = " ".join(
+        p
+        for p in (
+            f"HTTP {status}" if status is not None else "",
+            fields.error_code or fields.code or fields.type,
+        )
+        if p
+    )
     summary = f"{head}: {fields.message}" if head and fields.message else head or fields.message
     return Failure(
         kind=kind,
@@ -226,8 +287,10 @@ def _kind(status: int | None, f: _Fields) -> ErrorKind:
         return ErrorKind.AUTH
 
     # The model.
-    if "model_not_found" in tags or _MODEL_MISSING.search(text) or (
-        "not_found_error" in tags and re.match(r"\s*model\b", text, re.IGNORECASE)
+    if (
+        "model_not_found" in tags
+        or _MODEL_MISSING.search(text)
+        or ("not_found_error" in tags and re.match(r"\s*model\b", text, re.IGNORECASE))
     ):
         return ErrorKind.MODEL_MISSING
 
@@ -317,18 +380,17 @@ def _reset_hint(headers: Mapping[str, str], wall: Callable[[], float] | None) ->
     for bucket in ("requests", "tokens"):
         remaining = headers.get(f"x-ratelimit-remaining-{bucket}")
         reset = headers.get(f"x-ratelimit-reset-{bucket}")
-        if reset is not None and remaining in (None, "0"):
-            if (value := parse_go_duration(reset)) is not None:
-                waits.append(value)
+        value = parse_go_duration(reset) if reset is not None else None
+        if value is not None and remaining in (None, "0"):
+            waits.append(value)
     if wall is not None:
-        for name, value in headers.items():
+        for name, stamp in headers.items():
             if not (name.startswith("anthropic-ratelimit-") and name.endswith("-reset")):
                 continue
-            remaining = headers.get(name[: -len("-reset")] + "-remaining")
-            if remaining not in (None, "0"):
+            if headers.get(name[: -len("-reset")] + "-remaining") not in (None, "0"):
                 continue
             try:
-                when = datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+                when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00")).timestamp()
             except ValueError:
                 continue
             if (wait := _finite(max(0.0, when - wall()))) is not None:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchover",
-        description="LLM provider failover runtime: chaos benchmark and debug tools.")
+        description="LLM provider failover runtime: chaos benchmark and debug tools.",
+    )
     parser.add_subparsers(dest="command", metavar="COMMAND")
     return parser
 

@@ -26,14 +26,21 @@ def _positive(field: str, value: object, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(field, f"must be a number, not {type(value).__name__}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(field, f"must be a {'non-negative' if allow_zero else 'positive'} "
-                                 f"finite number, got {value!r}")
+        raise ConfigError(
+            field,
+            f"must be a {'non-negative' if allow_zero else 'positive'} "
+            f"finite number, got {value!r}",
+        )
 
 
 def _number_field(*, allow_zero: bool = False) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        _positive(f"{type(instance).__name__.removesuffix('Config').lower() or 'config'}."
-                  f"{attribute.name}", value, allow_zero=allow_zero)
+        _positive(
+            f"{type(instance).__name__.removesuffix('Config').lower() or 'config'}."
+            f"{attribute.name}",
+            value,
+            allow_zero=allow_zero,
+        )
 
     return check
 
@@ -52,7 +59,9 @@ class RetryConfig:
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise ConfigError("retry.attempts", f"must be an int, not {type(self.attempts).__name__}")
+            raise ConfigError(
+                "retry.attempts", f"must be an int, not {type(self.attempts).__name__}"
+            )
         if not 1 <= self.attempts <= 20:
             raise ConfigError("retry.attempts", f"must be 1..20, got {self.attempts}")
         if self.max_delay < self.min_delay:
@@ -60,8 +69,13 @@ class RetryConfig:
 
 
 def _default_model_base() -> Mapping[str, float]:
-    return {"rate_limit": 30.0, "transient": 10.0, "auth": 60.0, "balance": 60.0,
-            "model_missing": 60.0}
+    return {
+        "rate_limit": 30.0,
+        "transient": 10.0,
+        "auth": 60.0,
+        "balance": 60.0,
+        "model_missing": 60.0,
+    }
 
 
 def _model_base(value: object) -> Mapping[str, float]:
@@ -70,8 +84,10 @@ def _model_base(value: object) -> Mapping[str, float]:
     merged = dict(_default_model_base())
     for kind, seconds in value.items():
         if kind not in HEALTH_KINDS:
-            raise ConfigError(f"cooldown.model_base.{kind}",
-                              f"unknown kind; expected one of {', '.join(HEALTH_KINDS)}")
+            raise ConfigError(
+                f"cooldown.model_base.{kind}",
+                f"unknown kind; expected one of {', '.join(HEALTH_KINDS)}",
+            )
         _positive(f"cooldown.model_base.{kind}", seconds)
         merged[kind] = float(seconds)
     return merged
@@ -83,8 +99,9 @@ class CooldownConfig:
 
     profile_min: float = attrs.field(default=5.0, validator=_number_field())
     profile_max: float = attrs.field(default=300.0, validator=_number_field())
-    model_base: Mapping[str, float] = attrs.field(factory=_default_model_base,
-                                                  converter=_model_base)
+    model_base: Mapping[str, float] = attrs.field(
+        factory=_default_model_base, converter=_model_base
+    )
     model_max: float = attrs.field(default=3600.0, validator=_number_field())
     disable_after: int = 3
     disabled_probe_interval: float = attrs.field(default=3600.0, validator=_number_field())
@@ -92,8 +109,10 @@ class CooldownConfig:
     def __attrs_post_init__(self) -> None:
         if self.profile_max < self.profile_min:
             raise ConfigError("cooldown.profile_max", "must not be below cooldown.profile_min")
-        if isinstance(self.disable_after, bool) or not isinstance(self.disable_after, int) or (
-            self.disable_after < 1
+        if (
+            isinstance(self.disable_after, bool)
+            or not isinstance(self.disable_after, int)
+            or (self.disable_after < 1)
         ):
             raise ConfigError("cooldown.disable_after", "must be a positive int")
 
@@ -119,12 +138,14 @@ class ProviderConfig:
     def __attrs_post_init__(self) -> None:
         where = f"providers[{self.name!r}]"
         if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ConfigError("providers.name",
-                              f"{self.name!r} must be letters, digits, '_', '.', '-'")
+            raise ConfigError(
+                "providers.name", f"{self.name!r} must be letters, digits, '_', '.', '-'"
+            )
         if self.api not in APIS:
             raise ConfigError(f"{where}.api", f"must be one of {', '.join(APIS)}, got {self.api!r}")
-        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://",
-                                                                             "https://")):
+        if not isinstance(self.base_url, str) or not self.base_url.startswith(
+            ("http://", "https://")
+        ):
             raise ConfigError(f"{where}.base_url", "must be an http:// or https:// URL")
         if not self.profiles:
             raise ConfigError(f"{where}.profiles", "needs at least one key profile")
@@ -132,12 +153,16 @@ class ProviderConfig:
             if not isinstance(profile, str) or not _NAME.match(profile):
                 raise ConfigError(f"{where}.profiles", f"bad profile name {profile!r}")
             if not isinstance(key, str) or not key.strip():
-                raise ConfigError(f"{where}.profiles.{profile}", "the key must be a non-empty string")
+                raise ConfigError(
+                    f"{where}.profiles.{profile}", "the key must be a non-empty string"
+                )
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
-        return (f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
-                f"base_url={self.base_url!r}, profiles={{{keys}}})")
+        return (
+            f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
+            f"base_url={self.base_url!r}, profiles={{{keys}}})"
+        )
 
 
 def _providers(value: object) -> tuple[ProviderConfig, ...]:
@@ -145,26 +170,25 @@ def _providers(value: object) -> tuple[ProviderConfig, ...]:
         raise ConfigError("providers", "must be a list of ProviderConfig")
     for item in value:
         if not isinstance(item, ProviderConfig):
-            raise ConfigError("providers", f"entries must be ProviderConfig, not {type(item).__name__}")
+            raise ConfigError(
+                "providers", f"entries must be ProviderConfig, not {type(item).__name__}"
+            )
     return tuple(value)
 
 
-def _strings(field: str) -> Any:
-    def convert(value: object) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = (value,)
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(field, "must be a list of model strings")
-        return tuple(value)
-
-    return convert
+def _fallbacks(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("fallbacks", "must be a list of model strings")
+    return tuple(value)
 
 
 def _aliases(value: object) -> Mapping[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ConfigError("aliases", "must be a table of alias = \"provider/model\"")
+        raise ConfigError("aliases", 'must be a table of alias = "provider/model"')
     return dict(value)
 
 
@@ -178,7 +202,7 @@ class Config:
     """
 
     providers: tuple[ProviderConfig, ...] = attrs.field(converter=_providers)
-    fallbacks: tuple[str, ...] = attrs.field(default=(), converter=_strings("fallbacks"))
+    fallbacks: tuple[str, ...] = attrs.field(default=(), converter=_fallbacks)
     aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_aliases)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     cooldown: CooldownConfig = attrs.field(factory=CooldownConfig)
@@ -196,14 +220,20 @@ class Config:
             raise ConfigError("retry", "must be a RetryConfig")
         if not isinstance(self.cooldown, CooldownConfig):
             raise ConfigError("cooldown", "must be a CooldownConfig")
-        if isinstance(self.chain_workers, bool) or not isinstance(self.chain_workers, int) or (
-            not 1 <= self.chain_workers <= 1024
+        if (
+            isinstance(self.chain_workers, bool)
+            or not isinstance(self.chain_workers, int)
+            or (not 1 <= self.chain_workers <= 1024)
         ):
-            raise ConfigError("chain_workers", f"must be an int in 1..1024, got {self.chain_workers!r}")
+            raise ConfigError(
+                "chain_workers", f"must be an int in 1..1024, got {self.chain_workers!r}"
+            )
         for alias, target in self.aliases.items():
             if "/" not in target or target.split("/", 1)[0] not in names:
-                raise ConfigError(f"aliases.{alias}",
-                                  f"{target!r} must be 'provider/model' with a configured provider")
+                raise ConfigError(
+                    f"aliases.{alias}",
+                    f"{target!r} must be 'provider/model' with a configured provider",
+                )
 
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider called ``name``, or None."""
@@ -214,13 +244,16 @@ class Config:
         return tuple(key for p in self.providers for key in p.profiles.values())
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str], *,
-                  env: Mapping[str, str] | None = None) -> Config:
+    def from_toml(
+        cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
+    ) -> Config:
         """Load a TOML file; ``${VAR}`` in any string is replaced from ``env`` (os.environ)."""
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as error:
-            raise ConfigError("path", f"cannot read {os.fspath(path)!r}: {error.strerror}") from None
+            raise ConfigError(
+                "path", f"cannot read {os.fspath(path)!r}: {error.strerror}"
+            ) from None
         return cls.from_toml_text(text, env=env)
 
     @classmethod
@@ -236,6 +269,7 @@ class Config:
 
 def _expand(value: object, env: Mapping[str, str], where: str) -> Any:
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
@@ -259,8 +293,10 @@ def _table(cls: type[T], data: object, where: str) -> T:
     known = {a.name for a in attrs.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in known:
-            raise ConfigError(f"{where}.{key}" if where else key,
-                              f"unknown key; expected one of {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{where}.{key}" if where else key,
+                f"unknown key; expected one of {', '.join(sorted(known))}",
+            )
     try:
         return cls(**data)
     except ConfigError:
@@ -274,7 +310,9 @@ def _build(data: dict[str, Any]) -> Config:
     if not isinstance(providers, list):
         raise ConfigError("providers", "must be an array of tables ([[providers]])")
     built = dict(data)
-    built["providers"] = [_table(ProviderConfig, p, f"providers[{i}]") for i, p in enumerate(providers)]
+    built["providers"] = [
+        _table(ProviderConfig, p, f"providers[{i}]") for i, p in enumerate(providers)
+    ]
     if "retry" in data:
         built["retry"] = _table(RetryConfig, data["retry"], "retry")
     if "cooldown" in data:

@@ -5,7 +5,7 @@ The hierarchy::
     SwitchoverError
     ├── ConfigError            bad configuration: says which field and why
     ├── RuntimeStoppedError    the runtime is not running
-    ├── RequestRejected        the request cannot succeed anywhere (.kind); no further model is tried
+    ├── RequestRejected        the request cannot succeed anywhere (.kind); no other model tried
     ├── ChainExhausted         every chain entry failed or was cooling (.attempts, .retry_after)
     ├── DeadlineExceeded       the request's total timeout ran out (.attempts)
     └── StreamInterrupted      the stream broke after it had committed

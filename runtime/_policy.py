@@ -20,8 +20,13 @@ from ._types import HealthState, ModelHealth
 KEY_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.AUTH, ErrorKind.BALANCE})
 #: Kinds that cool a model down when they are recorded against it.
 MODEL_KINDS = frozenset(
-    {ErrorKind.RATE_LIMIT, ErrorKind.TRANSIENT, ErrorKind.AUTH, ErrorKind.BALANCE,
-     ErrorKind.MODEL_MISSING}
+    {
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.TRANSIENT,
+        ErrorKind.AUTH,
+        ErrorKind.BALANCE,
+        ErrorKind.MODEL_MISSING,
+    }
 )
 #: Kinds that disable a model after ``disable_after`` in a row.
 DISABLING_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.BALANCE, ErrorKind.MODEL_MISSING})
@@ -80,21 +85,32 @@ def key_cooldown(cfg: CooldownConfig, failures: int, failure: Failure, jitter: f
     """Seconds of cooldown after the ``failures``-th consecutive key failure."""
     if failure.kind is ErrorKind.BALANCE:
         return cfg.profile_max
-    grown = cfg.profile_min * 2 ** min(failures - 1, _MAX_DOUBLINGS) * jitter
+    grown: float = cfg.profile_min * 2.0 ** min(failures - 1, _MAX_DOUBLINGS) * jitter
     return min(cfg.profile_max, max(cfg.profile_min, grown, failure.retry_after or 0.0))
 
 
 def key_success(state: KeyState) -> KeyState:
-    return KeyState(calls=state.calls + 1, successes=state.successes + 1, errors=state.errors,
-                    last_kind=state.last_kind, last_error=state.last_error)
+    return KeyState(
+        calls=state.calls + 1,
+        successes=state.successes + 1,
+        errors=state.errors,
+        last_kind=state.last_kind,
+        last_error=state.last_error,
+    )
 
 
 def key_failure(
     state: KeyState, failure: Failure, now: float, cfg: CooldownConfig, jitter: float
 ) -> KeyState:
     """Record a failed call; key kinds cool the key, never shortening a cooldown."""
-    state = attrs.evolve(state, calls=state.calls + 1, errors=state.errors + 1,
-                         last_kind=failure.kind, last_error=failure.message, probe_until=None)
+    state = attrs.evolve(
+        state,
+        calls=state.calls + 1,
+        errors=state.errors + 1,
+        last_kind=failure.kind,
+        last_error=failure.message,
+        probe_until=None,
+    )
     if failure.kind not in KEY_KINDS:
         # Not the key's fault: a key whose cooldown already ended is back in service.
         if state.cooldown_until is not None and now >= state.cooldown_until:
@@ -159,24 +175,29 @@ def model_grant(row: ModelRow, now: float, lease: float) -> tuple[ModelRow, str 
     return attrs.evolve(row, probe_until=now + lease), None
 
 
-def model_failure(
-    row: ModelRow, failure: Failure, now: float, cfg: CooldownConfig
-) -> ModelRow:
+def model_failure(row: ModelRow, failure: Failure, now: float, cfg: CooldownConfig) -> ModelRow:
     """Record a failure of a health kind; the count runs per kind."""
     kind = failure.kind
     count = row.count + 1 if kind is row.kind else 1
     if kind in DISABLING_KINDS and count >= cfg.disable_after:
-        return ModelRow(state=HealthState.DISABLED, until=now + cfg.disabled_probe_interval,
-                        kind=kind, count=count, last_error=failure.message,
-                        reason=f"{kind} failed {count} times in a row")
+        return ModelRow(
+            state=HealthState.DISABLED,
+            until=now + cfg.disabled_probe_interval,
+            kind=kind,
+            count=count,
+            last_error=failure.message,
+            reason=f"{kind} failed {count} times in a row",
+        )
     base = cfg.model_base[str(kind)]
-    seconds = min(cfg.model_max, max(base * 2 ** min(count - 1, _MAX_DOUBLINGS),
-                                     failure.retry_after or 0.0))
+    seconds = min(
+        cfg.model_max, max(base * 2.0 ** min(count - 1, _MAX_DOUBLINGS), failure.retry_after or 0.0)
+    )
     until = now + seconds
     if row.state is HealthState.COOLING and row.until is not None:
         until = max(until, row.until)
-    return ModelRow(state=HealthState.COOLING, until=until, kind=kind, count=count,
-                    last_error=failure.message)
+    return ModelRow(
+        state=HealthState.COOLING, until=until, kind=kind, count=count, last_error=failure.message
+    )
 
 
 def model_release(row: ModelRow) -> ModelRow:
@@ -190,6 +211,11 @@ def model_view(model: str, row: ModelRow, now: float) -> ModelHealth:
     remaining = None if row.until is None else max(0.0, row.until - now)
     if state is HealthState.COOLING and remaining == 0.0:
         state = HealthState.PROBING
-    return ModelHealth(model=model, state=state, cooldown_remaining=remaining,
-                       consecutive_failures=row.count, last_error=row.last_error,
-                       reason=row.reason)
+    return ModelHealth(
+        model=model,
+        state=state,
+        cooldown_remaining=remaining,
+        consecutive_failures=row.count,
+        last_error=row.last_error,
+        reason=row.reason,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -17,7 +18,15 @@ import pykka
 from actors import Supervisor
 from actors._base import snapshot_of
 from actors._directory import HEALTH, profile_name
-from actors.messages import Committed, Failed, Inspect, InjectCrash, ResetKey, ResetModel, RunRequest
+from actors.messages import (
+    Committed,
+    Failed,
+    InjectCrash,
+    Inspect,
+    ResetKey,
+    ResetModel,
+    RunRequest,
+)
 
 from ._chain import build_chain, resolve_model
 from ._clock import Clock, SystemClock, default_rng
@@ -56,8 +65,14 @@ class Runtime:
         rng: the randomness for jitter (default: seeded from the OS).
     """
 
-    def __init__(self, config: Config, *, providers: Mapping[str, Provider] | None = None,
-                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
         self.config = config
@@ -85,10 +100,11 @@ class Runtime:
             if self._stopping.is_set():
                 raise RuntimeStoppedError("this runtime was stopped; create a new one")
             self._pid = os.getpid()
-            self._providers = {p.name: self._given.get(p.name) or _http_adapter(p, self)
-                               for p in self.config.providers}
-            supervisor = Supervisor(self.config, self._providers, clock=self._clock,
-                                    rng=self._rng)
+            self._providers = {
+                p.name: self._given.get(p.name) or _http_adapter(p, self)
+                for p in self.config.providers
+            }
+            supervisor = Supervisor(self.config, self._providers, clock=self._clock, rng=self._rng)
             supervisor.start()
             self._supervisor = supervisor
         return self
@@ -108,19 +124,25 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _running(self) -> Supervisor:
         supervisor = self._supervisor
         if supervisor is None:
             raise RuntimeStoppedError(
-                "the runtime is not running: call start() or use it as a context manager")
+                "the runtime is not running: call start() or use it as a context manager"
+            )
         if os.getpid() != self._pid:
             raise RuntimeStoppedError(
                 "this runtime was created in another process; create the Runtime after "
-                "forking (its actor threads do not survive os.fork())")
+                "forking (its actor threads do not survive os.fork())"
+            )
         return supervisor
 
     # -- requests ----------------------------------------------------------------------------
@@ -141,15 +163,21 @@ class Runtime:
         chain = build_chain(self.config, request)
         timeout = request.timeout if request.timeout is not None else self.config.request_timeout
         deadline = self._clock.now() + timeout
-        message = RunRequest(request_id=next(self._ids), request=request, chain=chain,
-                             deadline=deadline, cancel=self._stopping)
+        message = RunRequest(
+            request_id=next(self._ids),
+            request=request,
+            chain=chain,
+            deadline=deadline,
+            cancel=self._stopping,
+        )
         answer = self._dispatch(supervisor, message, timeout)
         if isinstance(answer, Failed):
             raise answer.error
         return Stream(answer, supervisor.directory, self._stopping)
 
-    def _dispatch(self, supervisor: Supervisor, message: RunRequest,
-                  timeout: float) -> Committed | Failed:
+    def _dispatch(
+        self, supervisor: Supervisor, message: RunRequest, timeout: float
+    ) -> Committed | Failed:
         """Hand the request to an idle chain actor and wait for its answer."""
         give_up = _REAL_TIME.now() + timeout
         while True:
@@ -158,7 +186,8 @@ class Runtime:
                 worker = supervisor.idle.get(timeout=max(0.0, left))
             except queue.Empty:
                 raise DeadlineExceeded(
-                    "no chain worker became free before the request's deadline") from None
+                    "no chain worker became free before the request's deadline"
+                ) from None
             if self._stopping.is_set():
                 supervisor.idle.put(worker)
                 raise RuntimeStoppedError("the runtime is stopping")
@@ -202,11 +231,14 @@ class Runtime:
                 else:
                     done = event
             return Completion(
-                text="".join(text), tool_calls=tuple(tool_calls),
+                text="".join(text),
+                tool_calls=tuple(tool_calls),
                 usage=done.usage if done else None,
                 finish_reason=done.finish_reason if done else None,
-                served_by=stream.served_by, attempts=stream.attempts,
-                reasoning="".join(reasoning))
+                served_by=stream.served_by,
+                attempts=stream.attempts,
+                reasoning="".join(reasoning),
+            )
 
     # -- operators ---------------------------------------------------------------------------
 
@@ -215,11 +247,12 @@ class Runtime:
         that has failed. Read from the HealthActor's published table (no message)."""
         supervisor = self._running()
         table = supervisor.directory.cell(HEALTH).state
-        models = [resolve_model(self.config, m).key
-                  for m in (*self.config.fallbacks, *self.config.aliases.values())]
+        models = [
+            resolve_model(self.config, m).key
+            for m in (*self.config.fallbacks, *self.config.aliases.values())
+        ]
         now = self._clock.now()
-        return {m: model_view(m, table.get(m, HEALTHY), now)
-                for m in sorted({*models, *table})}
+        return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted({*models, *table})}
 
     def reset(self, model: str | None = None) -> None:
         """Make ``model`` (a model string or alias) healthy again, or every model.
@@ -254,8 +287,9 @@ class Runtime:
         try:
             return member.ref.ask(message, timeout=OPERATOR_TIMEOUT)
         except (pykka.Timeout, pykka.ActorDeadError):
-            raise SwitchoverError(f"actor {name} did not answer within "
-                                  f"{OPERATOR_TIMEOUT}s") from None
+            raise SwitchoverError(
+                f"actor {name} did not answer within {OPERATOR_TIMEOUT}s"
+            ) from None
 
     def inspect(self) -> RuntimeSnapshot:
         """A snapshot of every actor: live answers where they come quickly, else the state
@@ -266,10 +300,8 @@ class Runtime:
         for name, member in members.items():
             if member.ref is None:
                 continue
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 futures[name] = member.ref.ask(Inspect(), block=False)
-            except pykka.ActorDeadError:
-                pass
         budget_end = _REAL_TIME.now() + INSPECT_BUDGET
         snapshots: list[ActorSnapshot] = []
         now = self._clock.now()
@@ -297,5 +329,7 @@ def _http_adapter(provider: Any, runtime: Runtime) -> Provider:
     """The built-in HTTP adapter for a provider's ``api``."""
     from ._errors import ConfigError
 
-    raise ConfigError(f"providers[{provider.name!r}].api",
-                      f"no built-in adapter for {provider.api!r} yet; pass providers=")
+    raise ConfigError(
+        f"providers[{provider.name!r}].api",
+        f"no built-in adapter for {provider.api!r} yet; pass providers=",
+    )

@@ -40,7 +40,8 @@ class ActorSnapshot:
     age: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(attrs.asdict(self, recurse=True))
+        plain: dict[str, Any] = _plain(attrs.asdict(self, recurse=True))
+        return plain
 
 
 @attrs.frozen

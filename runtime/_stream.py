@@ -34,8 +34,9 @@ class Stream:
         ...         print(event)
     """
 
-    def __init__(self, committed: Committed, directory: Directory,
-                 stopping: threading.Event) -> None:
+    def __init__(
+        self, committed: Committed, directory: Directory, stopping: threading.Event
+    ) -> None:
         self._committed = committed
         self._directory = directory
         self._stopping = stopping
@@ -70,14 +71,16 @@ class Stream:
         try:
             event = next(self._source)
         except StopIteration:
-            self._interrupt(Failure(kind=ErrorKind.TRANSIENT,
-                                    message="the stream ended without a clean end"))
+            self._interrupt(
+                Failure(kind=ErrorKind.TRANSIENT, message="the stream ended without a clean end")
+            )
         except ProviderFailure as error:
             self._interrupt(error.failure)
         except Exception as error:  # an adapter bug still ends the stream cleanly for us
             log.exception("provider stream raised unexpectedly")
-            self._interrupt(Failure(kind=ErrorKind.UNKNOWN,
-                                    message=f"adapter error: {type(error).__name__}"))
+            self._interrupt(
+                Failure(kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}")
+            )
         return self._track(event)
 
     def _track(self, event: Event) -> Event:
@@ -90,16 +93,28 @@ class Stream:
     def _interrupt(self, failure: Failure) -> NoReturn:
         self._finish("error", failure)
         last = self._attempts[-1]
-        self._attempts = (*self._attempts[:-1], Attempt(
-            model=last.model, provider=last.provider, profile=last.profile, outcome="error",
-            kind=failure.kind, status=failure.status, code=failure.code,
-            message=failure.message, duration=last.duration))
+        self._attempts = (
+            *self._attempts[:-1],
+            Attempt(
+                model=last.model,
+                provider=last.provider,
+                profile=last.profile,
+                outcome="error",
+                kind=failure.kind,
+                status=failure.status,
+                code=failure.code,
+                message=failure.message,
+                duration=last.duration,
+            ),
+        )
         if self._stopping.is_set():
             raise RuntimeStoppedError("the runtime stopped while the stream was being read")
         raise StreamInterrupted(
-            f"the stream from {self.served_by.model} broke after it had started: "
-            f"{failure.message}",
-            partial_text="".join(self._text), served_by=self.served_by, kind=failure.kind)
+            f"the stream from {self.served_by.model} broke after it had started: {failure.message}",
+            partial_text="".join(self._text),
+            served_by=self.served_by,
+            kind=failure.kind,
+        )
 
     def _finish(self, verdict: Verdict, failure: Failure | None = None) -> None:
         """Close the connection and report the outcome to the key and the model, once."""
@@ -108,8 +123,9 @@ class Stream:
         self._finished = True
         self._source_close()
         served = self._committed.served_by
-        self._directory.tell(profile_name(served.provider, served.profile),
-                             KeyOutcome(verdict, failure))
+        self._directory.tell(
+            profile_name(served.provider, served.profile), KeyOutcome(verdict, failure)
+        )
         model = self._committed.entry.key
         if verdict == "error" or self._committed.probe:
             self._directory.tell(HEALTH, ModelOutcome(model, verdict, failure))
@@ -132,8 +148,12 @@ class Stream:
     def __enter__(self) -> Stream:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:

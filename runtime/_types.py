@@ -125,7 +125,7 @@ def _check_number(name: str, value: object, *, low: float, high: float | None) -
     if name == "timeout":
         in_range = in_range and value > 0
     if not in_range:
-        bound = f"{low}..{high}" if high is not None else f"a positive finite number"
+        bound = f"{low}..{high}" if high is not None else "a positive finite number"
         raise _reject(f"Request.{name}={value!r} must be {bound}")
 
 

@@ -2,7 +2,8 @@
 
 Example:
     >>> provider = ScriptedProvider()
-    >>> provider.script("gpt-4o", Fail(429, {"error": {"code": "rate_limit_exceeded"}}), Reply("hi"))
+    >>> provider.script("gpt-4o", Fail(429, {"error": {"code": "rate_limit_exceeded"}}),
+    ...                 Reply("hi"))
     >>> rt = Runtime(config, providers={"openai": provider})
 """
 
@@ -161,8 +162,12 @@ class ScriptedProvider:
 
     def _next_step(self, call: ProviderCall) -> Step:
         with self._lock:
-            for match in ((call.model, call.api_key), (call.model, None), (None, call.api_key),
-                          (None, None)):
+            for match in (
+                (call.model, call.api_key),
+                (call.model, None),
+                (None, call.api_key),
+                (None, None),
+            ):
                 steps = self._scripts.get(match)
                 if steps:
                     return steps.popleft() if len(steps) > 1 else steps[0]
@@ -171,17 +176,26 @@ class ScriptedProvider:
         return self.default
 
     def open(self, call: ProviderCall) -> Iterator[Event]:
-        self.calls.append(Call(model=call.model, key=call.api_key, max_tokens=call.max_tokens,
-                               at=call.clock.now()))
+        self.calls.append(
+            Call(
+                model=call.model, key=call.api_key, max_tokens=call.max_tokens, at=call.clock.now()
+            )
+        )
         step = self._next_step(call)
         # Failures before any event are raised here, as an HTTP adapter raises on the status.
         if isinstance(step, Refuse):
             raise ProviderFailure(transport_failure("connection refused", timeout=False))
         if isinstance(step, Fail):
             self._pause(call, step.delay, call.first_token_timeout, "no response")
-            raise ProviderFailure(classify(status=step.status, body=step.body,
-                                           headers=step.headers, wall=call.clock.wall,
-                                           redact=self._redact))
+            raise ProviderFailure(
+                classify(
+                    status=step.status,
+                    body=step.body,
+                    headers=step.headers,
+                    wall=call.clock.wall,
+                    redact=self._redact,
+                )
+            )
         if isinstance(step, StreamError):
             raise ProviderFailure(classify(status=None, body=step.body, redact=self._redact))
         if isinstance(step, Hang):
@@ -194,11 +208,11 @@ class ScriptedProvider:
             return
         allowed = call.cut(timeout)
         if call.clock.wait(call.cancel, min(delay, allowed)):
-            raise ProviderFailure(transport_failure("cancelled: the runtime is stopping",
-                                                    timeout=False))
+            raise ProviderFailure(
+                transport_failure("cancelled: the runtime is stopping", timeout=False)
+            )
         if delay > allowed:
-            raise ProviderFailure(transport_failure(f"{what} within {allowed:.3g}s",
-                                                    timeout=True))
+            raise ProviderFailure(transport_failure(f"{what} within {allowed:.3g}s", timeout=True))
 
     def _events(self, call: ProviderCall, step: Step) -> Iterator[Event]:
         if isinstance(step, Cut):
@@ -235,6 +249,16 @@ def failure(kind: ErrorKind, message: str = "") -> Failure:
 
 
 __all__ = [
-    "Call", "Cut", "Fail", "FakeClock", "Hang", "Refuse", "Reply", "ScriptedProvider", "Step",
-    "StreamError", "SystemClock", "failure",
+    "Call",
+    "Cut",
+    "Fail",
+    "FakeClock",
+    "Hang",
+    "Refuse",
+    "Reply",
+    "ScriptedProvider",
+    "Step",
+    "StreamError",
+    "SystemClock",
+    "failure",
 ]
