@@ -130,7 +130,8 @@ class Supervisor:
         spawn: Spawn,
     ) -> None:
         self._spawners[name] = spawn
-        self.directory.replace(name, Member(ref=None, cell=Cell(name, kind, state, render)))
+        cell = Cell(name, kind, state, render, published_at=self._clock.now())
+        self.directory.replace(name, Member(ref=None, cell=cell))
 
     def _render(self, state: Mapping[str, Any], now: float) -> Mapping[str, Any]:
         return {"actors": len(self.directory.members), **state}
