@@ -203,6 +203,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server_version = "switchover-debug"
     sys_version = ""
+    # Answer even an unparsable request line with a status line and headers (the default,
+    # HTTP/0.9, would send the JSON error bare).
+    default_request_version = "HTTP/1.0"
     timeout = SOCKET_TIMEOUT
     server: _Server
 

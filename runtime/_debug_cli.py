@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ParamSpec
 
 import httpx
 from rich.console import Console, Group, RenderableType
@@ -33,21 +34,22 @@ TOKEN_ENV = "SWITCHOVER_DEBUG_TOKEN"
 HTTP_TIMEOUT = 5.0
 
 Wait = Callable[[float], None]
-Command = Callable[[argparse.Namespace], int]
+P = ParamSpec("P")
 
 
 class CliError(Exception):
     """A failure to report in one line on stderr, with exit status 1."""
 
 
-def _reporting(command: Command) -> Command:
+def _reporting(command: Callable[P, int]) -> Callable[P, int]:
     """Turn a CliError (or a SwitchoverError) into one line on stderr and exit status 1."""
 
-    def run(args: argparse.Namespace) -> int:
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> int:
         try:
-            return command(args)
+            return command(*args, **kwargs)
         except (CliError, SwitchoverError) as error:
-            Console(stderr=True).print(f"switchover {args.command}: {error}", highlight=False)
+            Console(stderr=True).print(f"switchover: {error}", highlight=False)
             return 1
 
     return run
@@ -256,6 +258,7 @@ def _wait(interval: float) -> None:
     threading.Event().wait(interval)  # a wait Ctrl-C interrupts
 
 
+@_reporting
 def run_inspect(args: argparse.Namespace, *, wait: Wait = _wait) -> int:
     """``switchover inspect``: one look, or ``--watch`` until Ctrl-C (``wait`` paces it)."""
     console = Console()
@@ -302,11 +305,13 @@ def _inspect_watch(endpoint: Endpoint, console: Console, interval: float, wait: 
             live.update(frame(), refresh=True)
 
 
+@_reporting
 def run_reset(args: argparse.Namespace) -> int:
     """``switchover reset URL MODEL``."""
     return _post(args, "/api/v1/models/health/reset", {"model": args.model})
 
 
+@_reporting
 def run_reset_profile(args: argparse.Namespace) -> int:
     """``switchover reset-profile URL PROVIDER PROFILE``."""
     return _post(
@@ -324,6 +329,7 @@ def _post(args: argparse.Namespace, path: str, body: Mapping[str, Any]) -> int:
     return 0
 
 
+@_reporting
 def run_serve_debug(
     args: argparse.Namespace,
     *,
@@ -392,12 +398,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="refresh every SECONDS until Ctrl-C",
     )
-    inspect.set_defaults(run=_reporting(run_inspect))
+    inspect.set_defaults(run=run_inspect)
 
     reset = subparsers.add_parser("reset", help="make a model healthy again")
     _endpoint_args(reset)
     reset.add_argument("model", help="provider/model or alias, as model health lists it")
-    reset.set_defaults(run=_reporting(run_reset))
+    reset.set_defaults(run=run_reset)
 
     reset_profile = subparsers.add_parser(
         "reset-profile", help="take a key profile out of cooldown"
@@ -405,7 +411,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _endpoint_args(reset_profile)
     reset_profile.add_argument("provider")
     reset_profile.add_argument("profile")
-    reset_profile.set_defaults(run=_reporting(run_reset_profile))
+    reset_profile.set_defaults(run=run_reset_profile)
 
     serve = subparsers.add_parser(
         "serve-debug",
@@ -415,4 +421,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="default: a free port (printed)")
     _token_arg(serve, "require this bearer token; needed for a non-loopback --host")
-    serve.set_defaults(run=_reporting(run_serve_debug))
+    serve.set_defaults(run=run_serve_debug)
