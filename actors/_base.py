@@ -18,6 +18,7 @@ import attrs
 import pykka
 
 from runtime._clock import Clock
+from runtime._redact import Redactor, scrub
 from runtime._snapshot import ActorSnapshot, Handled
 
 from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
@@ -69,14 +70,22 @@ class Cell:
         return f"Cell({self.name!r})"
 
 
-def summarize(message: object, limit: int = 120) -> str:
-    """A short one-line description of a message (messages never hold keys)."""
-    text = repr(message)
+def summarize(message: object, redact: Redactor, limit: int = 120) -> str:
+    """A short one-line description of a message.
+
+    Messages hold no keys, but they do hold what an operator typed (a model to reset), so
+    a key pasted there is removed too.
+    """
+    text = redact.known(repr(message))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def handled(
-    recent: collections.abc.Iterable[tuple[object, float, float]], *, now: float, wall: float
+    recent: collections.abc.Iterable[tuple[object, float, float]],
+    *,
+    now: float,
+    wall: float,
+    redact: Redactor,
 ) -> tuple[Handled, ...]:
     """Render flight-recorder entries; done only when someone looks.
 
@@ -85,7 +94,10 @@ def handled(
     """
     return tuple(
         Handled(
-            type=type(m).__name__, summary=summarize(m), at=wall - (now - started), duration=spent
+            type=type(m).__name__,
+            summary=summarize(m, redact),
+            at=wall - (now - started),
+            duration=spent,
         )
         for m, started, spent in recent
     )
@@ -107,11 +119,14 @@ def snapshot_of(
     ref: pykka.ActorRef[Any] | None,
     *,
     clock: Clock,
+    redact: Redactor,
     stale: bool,
     queued_inspect: bool = False,
 ) -> ActorSnapshot:
     """Build an ActorSnapshot from what a cell last published.
 
+    Every string in it goes through ``redact.known``: state holds names (models, profiles)
+    that came from callers, and no configured key may show even there.
     ``queued_inspect`` says an Inspect of ours still waits in the mailbox; it is not
     counted in ``mailbox_depth``.
     """
@@ -120,11 +135,11 @@ def snapshot_of(
     return ActorSnapshot(
         name=cell.name,
         kind=cell.kind,
-        state=cell.render(cell.state, now),
+        state=scrub(cell.render(cell.state, now), redact.known),
         mailbox_depth=max(0, depth - 1) if queued_inspect else depth,
         processed=cell.processed,
         restarts=cell.restarts,
-        recent=handled(_copy_recent(cell), now=now, wall=wall),
+        recent=handled(_copy_recent(cell), now=now, wall=wall, redact=redact),
         stale=stale,
         age=max(0.0, now - cell.published_at) if stale else 0.0,
     )
@@ -136,6 +151,7 @@ class Context:
 
     clock: Clock
     on_crash: Callable[[ActorCrashed], None]
+    redact: Redactor
 
 
 class SwitchoverActor(pykka.ThreadingActor):
@@ -147,6 +163,7 @@ class SwitchoverActor(pykka.ThreadingActor):
         super().__init__()
         self.cell = cell
         self.clock = context.clock
+        self.redact = context.redact
         self._on_crash = context.on_crash
 
     def publish(self, state: Any) -> None:
@@ -160,7 +177,9 @@ class SwitchoverActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Inspect):
             # Not recorded: looking at an actor must not push its real history out.
-            return snapshot_of(self.cell, self.actor_ref, clock=self.clock, stale=False)
+            return snapshot_of(
+                self.cell, self.actor_ref, clock=self.clock, redact=self.redact, stale=False
+            )
         started = self.clock.now()
         try:
             if isinstance(message, InjectCrash):

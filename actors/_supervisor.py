@@ -16,6 +16,7 @@ from runtime._clock import Clock
 from runtime._config import Config
 from runtime._policy import KeyState
 from runtime._providers import Provider
+from runtime._redact import Redactor
 
 from ._base import Cell, Context, SwitchoverActor
 from ._chain import IDLE, ChainActor, chain_view
@@ -70,7 +71,9 @@ class Supervisor:
         self.idle: queue.SimpleQueue[pykka.ActorRef[Any]] = queue.SimpleQueue()
         self._clock = clock
         self._spawners: dict[str, Spawn] = {}
-        context = Context(clock=clock, on_crash=self._report_crash)
+        #: Removes the configured keys from snapshots and operator-facing text.
+        self.redact = Redactor(config.secrets())
+        context = Context(clock=clock, on_crash=self._report_crash, redact=self.redact)
         lease = config.request_timeout
         for provider in config.providers:
             for profile, key in provider.profiles.items():

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._errors import ConfigError, RuntimeStoppedError, SwitchoverError
-from ._redact import Redactor
+from ._redact import Redactor, scrub
 from ._types import ModelHealth
 
 if TYPE_CHECKING:
@@ -287,7 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.app.redact(str(getattr(self, "path", "")))
 
     def _send(self, status: HTTPStatus, answer: Answer, headers: Mapping[str, str]) -> None:
-        body = json.dumps(answer, allow_nan=False).encode()
+        # The last gate: no configured key leaves in any answer, even inside a model name.
+        body = json.dumps(scrub(answer, self.server.app.redact.known), allow_nan=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

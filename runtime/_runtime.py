@@ -278,7 +278,8 @@ class Runtime:
             raise KeyError(str(error)) from None
         had_row = self._operator_ask(supervisor, HEALTH, ResetModel(key))
         if not had_row and key not in self._configured_models():
-            raise KeyError(f"model {model!r} is not in the health table (see health())")
+            shown = supervisor.redact(model)
+            raise KeyError(f"model {shown!r} is not in the health table (see health())")
 
     def _configured_models(self) -> set[str]:
         """Configured fallbacks and alias targets, which health() always lists."""
@@ -296,7 +297,8 @@ class Runtime:
         supervisor = self._running()
         name = profile_name(provider, profile)
         if name not in supervisor.directory.members:
-            raise KeyError(f"no key profile {profile!r} on provider {provider!r}")
+            shown = supervisor.redact(f"{provider}/{profile}")
+            raise KeyError(f"no key profile {shown!r} is configured")
         self._operator_ask(supervisor, name, ResetKey())
 
     def _operator_ask(self, supervisor: Supervisor, name: str, message: object) -> Any:
@@ -336,7 +338,12 @@ class Runtime:
                     self._inspecting.pop(name, None)
             if not isinstance(snapshot, ActorSnapshot):
                 snapshot = snapshot_of(
-                    member.cell, member.ref, clock=self._clock, stale=True, queued_inspect=waiting
+                    member.cell,
+                    member.ref,
+                    clock=self._clock,
+                    redact=supervisor.redact,
+                    stale=True,
+                    queued_inspect=waiting,
                 )
             snapshots.append(snapshot)
         return RuntimeSnapshot(actors=tuple(snapshots), taken_at=self._clock.wall())
