@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from runtime import Config, ConfigError, Request, Runtime, RuntimeStoppedError
-from runtime._debug import MAX_BODY, DebugServer
+from runtime import Config, ConfigError, DebugServer, Request, Runtime, RuntimeStoppedError
+from runtime._debug import MAX_BODY
 from runtime.testing import Fail, ScriptedProvider
 
 HI = ({"role": "user", "content": "hi"},)
@@ -288,6 +288,16 @@ def test_a_token_is_required_on_every_request(runtime: Runtime) -> None:
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     assert "Bearer" in anonymous.json()["error"]
     assert right.status_code == 200
+
+
+def test_ipv6_loopback_is_served(runtime: Runtime) -> None:
+    try:
+        server = runtime.serve_debug(host="::1")
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    with server:
+        assert server.url.startswith("http://[::1]:")
+        assert httpx.get(server.url + "/api/v1/models/health").status_code == 200
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "", "::"])
