@@ -108,14 +108,22 @@ def seconds(value: float | None) -> str:
 
 #: Columns whose numbers line up on the right.
 _NUMBERS = frozenset(
-    {"mailbox", "processed", "restarts", "fails in a row", "failures", "attempts", "request"}
+    {"mailbox", "processed", "restarts", "fails", "failures", "attempts", "request"}
 )
+
+
+#: Columns that wrap on a narrow terminal; the others (names, keys, numbers) never break.
+_PROSE = frozenset({"last error", "last message", "chain", "reason"})
 
 
 def _table(title: str, columns: tuple[str, ...], **options: Any) -> Table:
     table = Table(title=title, title_justify="left", **options)
     for column in columns:
-        table.add_column(column, justify="right" if column in _NUMBERS else "left")
+        table.add_column(
+            column,
+            justify="right" if column in _NUMBERS else "left",
+            no_wrap=column not in _PROSE,
+        )
     return table
 
 
@@ -126,7 +134,7 @@ def _clip(text: object, width: int = 60) -> str:
 
 def _actors_table(actors: list[dict[str, Any]], taken_at: float) -> Table:
     table = _table(
-        "Actors", ("actor", "kind", "mailbox", "processed", "restarts", "last message", "snapshot")
+        "Actors", ("actor", "mailbox", "processed", "restarts", "last message", "snapshot")
     )
     for actor in actors:
         recent = actor.get("recent") or []
@@ -142,7 +150,6 @@ def _actors_table(actors: list[dict[str, Any]], taken_at: float) -> Table:
         )
         table.add_row(
             actor["name"],
-            actor["kind"],
             str(actor["mailbox_depth"]),
             str(actor["processed"]),
             str(actor["restarts"]),
@@ -155,7 +162,7 @@ def _actors_table(actors: list[dict[str, Any]], taken_at: float) -> Table:
 def _profiles_table(actors: list[dict[str, Any]]) -> Table:
     table = _table(
         "Key profiles",
-        ("profile", "key", "status", "fails in a row", "last error", "calls/ok/err"),
+        ("profile", "key", "status", "fails", "last error", "calls/ok/err"),
     )
     for actor in actors:
         state = actor["state"]

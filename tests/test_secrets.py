@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import make_config
 
 from runtime import (
     ChainExhausted,
-    Config,
     ConfigError,
     ProviderConfig,
     Request,
@@ -48,27 +48,6 @@ def echo(status: int, code: str, kind: str, key: str) -> Fail:
     """A provider error whose message quotes the key, whole and in part."""
     message = f"Incorrect API key provided: {key}. Partial: {key[8:30]}. See your account."
     return Fail(status, {"error": {"message": message, "type": kind, "code": code}})
-
-
-def config() -> Config:
-    return Config(
-        providers=[
-            ProviderConfig(
-                name="openai",
-                api="openai",
-                base_url="https://api.openai.test/v1",
-                profiles={"main": OPENAI_MAIN, "backup": OPENAI_BACKUP},
-            ),
-            ProviderConfig(
-                name="claude",
-                api="anthropic",
-                base_url="https://api.anthropic.test",
-                profiles={"default": CLAUDE},
-            ),
-        ],
-        fallbacks=("claude/claude-sonnet-4-5",),
-        chain_workers=2,
-    )
 
 
 def run_errors(rt: Runtime, provider: ScriptedProvider, seen: list[str]) -> None:
@@ -142,7 +121,10 @@ def test_no_key_leaves_by_any_channel(
     provider = ScriptedProvider(secrets=SECRETS)
     seen: list[str] = []
     release = threading.Event()
-    rt = Runtime(config(), providers={"openai": provider, "claude": provider}, clock=FakeClock())
+    keys = {("openai", "main"): OPENAI_MAIN, ("openai", "backup"): OPENAI_BACKUP}
+    keys["claude", "default"] = CLAUDE
+    providers = {"openai": provider, "claude": provider}
+    rt = Runtime(make_config(keys), providers=providers, clock=FakeClock())
     try:
         rt.start()
         run_errors(rt, provider, seen)
