@@ -49,7 +49,7 @@ def _reporting(command: Callable[P, int]) -> Callable[P, int]:
         try:
             return command(*args, **kwargs)
         except (CliError, SwitchoverError) as error:
-            Console(stderr=True).print(f"switchover: {error}", highlight=False)
+            Console(stderr=True, soft_wrap=True).print(f"switchover: {error}", highlight=False)
             return 1
 
     return run
@@ -352,7 +352,10 @@ def run_serve_debug(
     config = Config.from_toml(args.config)
     stop = stop or threading.Event()
     with Runtime(config, providers=providers) as rt:
-        server = rt.serve_debug(host=args.host, port=args.port, token=args.token)
+        try:
+            server = rt.serve_debug(host=args.host, port=args.port, token=args.token)
+        except OSError as error:  # the port is taken, the address is not this machine's
+            raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
         profiles = sum(len(p.profiles) for p in config.providers)
         Console().print(
             f"switchover debug endpoint at {server.url} "
@@ -374,6 +377,12 @@ def _positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
 
 
 def _endpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -426,6 +435,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument("--config", required=True, metavar="PATH", help="a switchover.toml")
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    serve.add_argument("--port", type=int, default=0, help="default: a free port (printed)")
+    serve.add_argument("--port", type=_port, default=0, help="default: a free port (printed)")
     _token_arg(serve, "require this bearer token; needed for a non-loopback --host")
     serve.set_defaults(run=run_serve_debug)

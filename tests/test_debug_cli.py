@@ -150,10 +150,16 @@ def test_watch_keeps_going_when_the_endpoint_goes_away(
     assert "retrying" in out
 
 
-@pytest.mark.parametrize("interval", ["0", "-1", "soon", "inf"])
-def test_watch_needs_a_positive_interval(interval: str) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        *(["inspect", "http://127.0.0.1:1", "--watch", bad] for bad in ("0", "-1", "soon", "inf")),
+        *(["serve-debug", "--config", "x.toml", "--port", bad] for bad in ("-1", "65536", "http")),
+    ],
+)
+def test_bad_option_values_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["inspect", "http://127.0.0.1:1", "--watch", interval])
+        build_parser().parse_args(argv)
     assert exit_info.value.code == 2
 
 
@@ -285,6 +291,7 @@ def test_serve_debug_runs_a_runtime_from_config_until_stopped(
     [
         pytest.param(["--host", "0.0.0.0"], "requires a token", id="open-host"),
         pytest.param(["--config", "/nonexistent/switchover.toml"], "cannot read", id="no-file"),
+        pytest.param(["--host", "192.0.2.1", "--token", "t"], "cannot listen", id="not-ours"),
     ],
 )
 def test_serve_debug_refuses_with_a_reason(
