@@ -29,7 +29,7 @@ class Redactor:
     profile may be called ``key_backup``) but which must still never carry a real key.
     """
 
-    __slots__ = ("_pieces", "_short")
+    __slots__ = ("_count", "_pieces", "_short")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         pieces: set[str] = set()
@@ -39,6 +39,7 @@ class Redactor:
                 short.add(secret)
             else:
                 pieces.update(secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1))
+        self._count = len(pieces)
         # A lookahead finds every start of a piece, overlapping ones too, at C speed.
         self._pieces = (
             re.compile("(?=(" + "|".join(map(re.escape, sorted(pieces))) + "))") if pieces else None
@@ -46,8 +47,7 @@ class Redactor:
         self._short = tuple(sorted((s for s in short if s), key=len, reverse=True))
 
     def __repr__(self) -> str:
-        pieces = 0 if self._pieces is None else self._pieces.pattern.count("|") + 1
-        return f"Redactor({pieces} pieces)"
+        return f"Redactor({self._count} pieces)"
 
     def __call__(self, text: str, *, limit: int | None = MAX_MESSAGE) -> str:
         """Return ``text`` with secrets replaced, cut to ``limit`` characters."""
