@@ -207,6 +207,7 @@ class FakeServer:
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=512)
         self.port: int = self._listener.getsockname()[1]
         self._connections: set[socket.socket] = set()
+        self._accepted = 0
         self._threads: set[threading.Thread] = set()
         self._acceptor: threading.Thread | None = None
 
@@ -289,6 +290,12 @@ class FakeServer:
         with self._changed:
             return len(self._connections)
 
+    @property
+    def accepted(self) -> int:
+        """Client connections accepted since the start (keep-alive reuse keeps it low)."""
+        with self._changed:
+            return self._accepted
+
     def wait_for(self, predicate: Callable[[FakeServer], bool], timeout: float) -> bool:
         """Wait until ``predicate(server)`` holds (re-checked on every call and every
         connection opened or closed); False if ``timeout`` passes first."""
@@ -346,6 +353,7 @@ class FakeServer:
                     conn.close()
                     return
                 self._connections.add(conn)
+                self._accepted += 1
                 self._threads.add(thread)
                 self._changed.notify_all()
             thread.start()

@@ -402,10 +402,13 @@ class HttpProvider:
         try:
             yield
         except _CAUGHT as error:
+            failure = watch.failure
+            if failure is None and isinstance(error, httpx.ReadTimeout):
+                # httpx's read timeout is the watch's budget as it stood when the request
+                # was sent; say which budget it was, as the watchdog would have.
+                failure = watch.expired(self._clock.now())
             # "from None": the httpx error holds the request, whose headers hold the key.
-            raise ProviderFailure(
-                watch.failure or transport_failure_of(error, self._redact)
-            ) from None
+            raise ProviderFailure(failure or transport_failure_of(error, self._redact)) from None
         except SSEError as error:
             raise ProviderFailure(
                 watch.failure or protocol_failure(str(error), self._redact).failure
