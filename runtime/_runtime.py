@@ -33,8 +33,10 @@ from ._clock import Clock, SystemClock, default_rng
 from ._config import Config
 from ._debug import DebugServer
 from ._errors import DeadlineExceeded, RuntimeStoppedError, SwitchoverError
+from ._http import http_provider
 from ._policy import HEALTHY, model_view
 from ._providers import Provider
+from ._redact import Redactor
 from ._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._stream import Stream
 from ._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
@@ -107,8 +109,12 @@ class Runtime:
             if self._stopping.is_set():
                 raise RuntimeStoppedError("this runtime was stopped; create a new one")
             self._pid = os.getpid()
+            redact = Redactor(self.config.secrets())
             self._providers = {
-                p.name: self._given.get(p.name) or _http_adapter(p, self)
+                p.name: self._given.get(p.name)
+                or http_provider(
+                    p, workers=self.config.chain_workers, clock=self._clock, redact=redact
+                )
                 for p in self.config.providers
             }
             supervisor = Supervisor(self.config, self._providers, clock=self._clock, rng=self._rng)
@@ -411,13 +417,3 @@ class Runtime:
         member = supervisor.directory.members[name]
         assert member.ref is not None
         member.ref.tell(message)
-
-
-def _http_adapter(provider: Any, runtime: Runtime) -> Provider:
-    """The built-in HTTP adapter for a provider's ``api``."""
-    from ._errors import ConfigError
-
-    raise ConfigError(
-        f"providers[{provider.name!r}].api",
-        f"no built-in adapter for {provider.api!r} yet; pass providers=",
-    )

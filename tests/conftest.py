@@ -5,10 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
+import freezegun
 import pytest
 
 from runtime import Config, ProviderConfig, Runtime
 from runtime.testing import FakeClock, ScriptedProvider
+
+# freezegun would also freeze the timeouts of pykka's futures (and so hang live actors):
+# frozen time is only ever meant for switchover's own wall-clock logic.
+freezegun.configure(extend_ignore_list=["pykka"])
 
 #: Keys of the shared config; none contains a hex run, so no fingerprint can echo one.
 KEYS = {
