@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ class Cell:
         "render",
         "restarts",
         "state",
+        "thread",
     )
 
     def __init__(
@@ -61,6 +63,7 @@ class Cell:
         self.published_at = published_at
         self.processed = 0
         self.restarts = 0
+        self.thread: threading.Thread | None = None  # the current actor's, for stop() to join
         # (message, clock.now() when handling began, seconds spent): rendered only on inspect.
         self.recent: collections.deque[tuple[object, float, float]] = collections.deque(
             maxlen=RECENT
@@ -165,6 +168,9 @@ class SwitchoverActor(pykka.ThreadingActor):
         self.clock = context.clock
         self.redact = context.redact
         self._on_crash = context.on_crash
+
+    def on_start(self) -> None:
+        self.cell.thread = threading.current_thread()
 
     def publish(self, state: Any) -> None:
         """Make ``state`` (a frozen value) what readers and restarts see."""

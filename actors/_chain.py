@@ -28,6 +28,7 @@ from runtime._errors import (
 )
 from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
 from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
+from runtime._redact import Redactor, redacted_traceback
 from runtime._types import Attempt, Event, ServedBy
 
 from ._base import Cell, Context, SwitchoverActor
@@ -37,6 +38,7 @@ from .messages import (
     AcquireModel,
     Committed,
     Failed,
+    Inspect,
     KeyOutcome,
     KeyPermit,
     ModelOutcome,
@@ -121,6 +123,7 @@ class ChainActor(SwitchoverActor):
         self._idle = idle
 
     def on_start(self) -> None:
+        super().on_start()
         self._idle.put(self.actor_ref)
 
     def handle(self, message: Any) -> Any:
@@ -151,6 +154,7 @@ class _Walk:
         self.config = actor._config
         self.directory = actor._directory
         self.attempts: list[Attempt] = []
+        self.told: set[str] = set()
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -161,6 +165,8 @@ class _Walk:
                 committed = self._entry(entry, last=index == len(self.run_msg.chain) - 1)
                 if committed is not None:
                     return committed
+            self._check_time()  # the last entry may have waited until the deadline
+            self._flush()
             return self._fail(
                 ChainExhausted(
                     self._exhausted_message(),
@@ -174,12 +180,25 @@ class _Walk:
     def _fail(self, error: BaseException) -> Failed:
         return Failed(request_id=self.run_msg.request_id, error=error)
 
+    def _tell(self, name: str, message: object) -> None:
+        self.told.add(name)
+        self.directory.tell(name, message)
+
+    def _flush(self) -> None:
+        """Wait until the actors this walk told have handled it (an ask queues behind the
+        tells), so that ``retry_after`` reads the cooldowns this walk's failures caused."""
+        for name in sorted(self.told):
+            self._ask(name, Inspect())
+
     def _status(self, **changes: Any) -> None:
         self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))
 
-    def _check_time(self) -> None:
+    def _check_cancel(self) -> None:
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
+
+    def _check_time(self) -> None:
+        self._check_cancel()
         if self.clock.now() >= self.run_msg.deadline:
             raise _Stop(
                 DeadlineExceeded(
@@ -225,9 +244,9 @@ class _Walk:
             return None
         finally:
             if verdict is not None:
-                self.directory.tell(HEALTH, ModelOutcome(entry.key, "error", verdict))
+                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict))
             elif probe:
-                self.directory.tell(HEALTH, ModelOutcome(entry.key, "released"))
+                self._tell(HEALTH, ModelOutcome(entry.key, "released"))
 
     def _profiles(self, entry: ChainEntry, *, last: bool, probe: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)
@@ -248,44 +267,53 @@ class _Walk:
                     reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
                     self._skip(entry, profile, reason)
                     continue
+            # An expired key was granted to this walk alone: hand it back if the walk ends
+            # before any call on it reports an outcome.
+            holding = gate == "expired"
             tries = 0
-            while True:
-                self._check_time()
-                outcome = self._call(entry, profile, key, max_tokens, last=last, probe=probe)
-                if isinstance(outcome, Committed):
-                    return outcome
-                failure = outcome
-                self.directory.tell(name, KeyOutcome("error", failure))
-                kind = failure.kind
-                if kind in KEY_KINDS:
-                    key_failure = failure
-                    break
-                if kind is ErrorKind.MODEL_MISSING or (
-                    kind is ErrorKind.TRANSIENT and failure.timeout
-                ):
-                    raise _NextModel(failure)
-                if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
-                    tries += 1
-                    if tries < self.config.retry.attempts:
-                        self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
+            try:
+                while True:
+                    self._check_time()
+                    outcome = self._call(entry, profile, key, max_tokens, last=last, probe=probe)
+                    holding = False  # the call's outcome (or the stream) reports to the key
+                    if isinstance(outcome, Committed):
+                        return outcome
+                    failure = outcome
+                    self._tell(name, KeyOutcome("error", failure))
+                    self._check_cancel()
+                    kind = failure.kind
+                    if kind in KEY_KINDS:
+                        key_failure = failure
+                        break
+                    if kind is ErrorKind.MODEL_MISSING or (
+                        kind is ErrorKind.TRANSIENT and failure.timeout
+                    ):
+                        raise _NextModel(failure)
+                    if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
+                        tries += 1
+                        if tries < self.config.retry.attempts:
+                            self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
+                            continue
+                        raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
+                    if kind is ErrorKind.OUTPUT_LIMIT and max_tokens is not None:
+                        max_tokens = None  # for this model only, once
                         continue
-                    raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
-                if kind is ErrorKind.OUTPUT_LIMIT and max_tokens is not None:
-                    max_tokens = None  # for this model only, once
-                    continue
-                if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
-                    raise _NextModel()  # the model's own default is too high; not the caller's
-                if kind in (
-                    ErrorKind.OUTPUT_LIMIT,
-                    ErrorKind.CONTEXT_EXCEEDED,
-                    ErrorKind.BAD_REQUEST,
-                ):
-                    raise _Stop(
-                        RequestRejected(
-                            _rejection(kind, failure), kind=kind, attempts=tuple(self.attempts)
+                    if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
+                        raise _NextModel()  # the model's own default is too high: not the caller's
+                    if kind in (
+                        ErrorKind.OUTPUT_LIMIT,
+                        ErrorKind.CONTEXT_EXCEEDED,
+                        ErrorKind.BAD_REQUEST,
+                    ):
+                        raise _Stop(
+                            RequestRejected(
+                                _rejection(kind, failure), kind=kind, attempts=tuple(self.attempts)
+                            )
                         )
-                    )
-                raise _NextModel()  # invalid_request: this model cannot take it
+                    raise _NextModel()  # invalid_request: this model cannot take it
+            finally:
+                if holding:
+                    self._tell(name, KeyOutcome("released"))
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
         return None
@@ -310,7 +338,7 @@ class _Walk:
         try:
             return member.ref.ask(message, timeout=timeout)
         except (pykka.Timeout, pykka.ActorDeadError):
-            log.warning("no permit from %s within %.2fs", name, timeout)
+            log.warning("no answer from %s within %.2fs", name, timeout)
             return None
 
     # -- one attempt -----------------------------------------------------------------------
@@ -348,11 +376,16 @@ class _Walk:
             stream = self.actor._providers[entry.provider].open(call)
             first: Event = next(stream)
         except ProviderFailure as error:
-            failure = error.failure
+            # Adapters redact, but a key must not leak through one that does not.
+            failure = attrs.evolve(error.failure, message=self.actor.redact(error.failure.message))
         except StopIteration:
             failure = Failure(kind=ErrorKind.UNKNOWN, message="stream ended before any event")
         except Exception as error:  # an adapter bug must not kill the walk
-            log.exception("provider %s raised unexpectedly", entry.provider)
+            log.error(
+                "provider %s raised unexpectedly: %s",
+                entry.provider,
+                redacted_traceback(error, self.actor.redact),
+            )
             failure = Failure(
                 kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}"
             )
@@ -378,7 +411,7 @@ class _Walk:
                 started=started,
             )
         if stream is not None:
-            stream.close()
+            _close(stream, self.actor.redact)
         self.attempts.append(
             Attempt(
                 model=entry.key,
@@ -392,8 +425,6 @@ class _Walk:
                 duration=self.clock.now() - started,
             )
         )
-        if self.run_msg.cancel.is_set():
-            raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
         return failure
 
     # -- the end ---------------------------------------------------------------------------
@@ -432,6 +463,13 @@ class _Walk:
             if ready > now and (soonest is None or ready < soonest):
                 soonest = ready
         return None if soonest is None else soonest - now
+
+
+def _close(stream: EventStream, redact: Redactor) -> None:
+    try:
+        stream.close()
+    except Exception as error:  # an adapter bug must not kill the walk
+        log.error("closing a failed provider stream raised: %s", redacted_traceback(error, redact))
 
 
 def _rejection(kind: ErrorKind, failure: Failure) -> str:

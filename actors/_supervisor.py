@@ -7,6 +7,7 @@ import functools
 import logging
 import queue
 import random
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -179,3 +180,9 @@ class Supervisor:
                 future.get(timeout=STOP_TIMEOUT)
             except (pykka.Timeout, pykka.ActorDeadError):
                 log.error("an actor did not stop within %.1fs", STOP_TIMEOUT)
+        # An actor answers its stop message just before its thread ends; join so that no
+        # actor thread outlives stop().
+        for member in self.directory.members.values():
+            thread = member.cell.thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(STOP_TIMEOUT)

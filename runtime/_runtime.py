@@ -189,7 +189,7 @@ class Runtime:
         answer = self._dispatch(supervisor, message, timeout)
         if isinstance(answer, Failed):
             raise answer.error
-        return Stream(answer, supervisor.directory, self._stopping)
+        return Stream(answer, supervisor.directory, self._stopping, supervisor.redact)
 
     def _dispatch(
         self, supervisor: Supervisor, message: RunRequest, timeout: float

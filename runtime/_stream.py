@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import NoReturn
 
+import attrs
+
 from actors import Directory
 from actors._directory import HEALTH, profile_name
 from actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
@@ -16,6 +18,7 @@ from ._classify import Failure
 from ._errors import ErrorKind, RuntimeStoppedError, StreamInterrupted
 from ._policy import HEALTHY
 from ._providers import ProviderFailure
+from ._redact import Redactor, redacted_traceback
 from ._types import Attempt, Done, Event, ServedBy, TextDelta
 
 log = logging.getLogger("switchover")
@@ -35,9 +38,14 @@ class Stream:
     """
 
     def __init__(
-        self, committed: Committed, directory: Directory, stopping: threading.Event
+        self,
+        committed: Committed,
+        directory: Directory,
+        stopping: threading.Event,
+        redact: Redactor,
     ) -> None:
         self._committed = committed
+        self._redact = redact
         self._directory = directory
         self._stopping = stopping
         self._pending: Event | None = committed.first
@@ -77,7 +85,9 @@ class Stream:
         except ProviderFailure as error:
             self._interrupt(error.failure)
         except Exception as error:  # an adapter bug still ends the stream cleanly for us
-            log.exception("provider stream raised unexpectedly")
+            log.error(
+                "provider stream raised unexpectedly: %s", redacted_traceback(error, self._redact)
+            )
             self._interrupt(
                 Failure(kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}")
             )
@@ -91,6 +101,7 @@ class Stream:
         return event
 
     def _interrupt(self, failure: Failure) -> NoReturn:
+        failure = attrs.evolve(failure, message=self._redact(failure.message))
         self._finish("error", failure)
         last = self._attempts[-1]
         self._attempts = (
@@ -137,8 +148,10 @@ class Stream:
         if close is not None:
             try:
                 close()
-            except Exception:
-                log.exception("closing a provider stream raised")
+            except Exception as error:
+                log.error(
+                    "closing a provider stream raised: %s", redacted_traceback(error, self._redact)
+                )
 
     def close(self) -> None:
         """Stop reading: release the connection; the outcome counts as neither good nor bad."""
