@@ -345,6 +345,11 @@ class Fleet:
         self._process.start()
         child.close()
 
+    @property
+    def pid(self) -> int | None:
+        """The fleet process's id."""
+        return self._process.pid
+
     def _ask(self, command: str, argument: object = None) -> Any:
         self._conn.send((command, argument))
         if not self._conn.poll(COMMAND_TIMEOUT):

@@ -111,9 +111,9 @@ def _matches(fault: Fault, call: Call) -> bool:
     return fault.target.matches(call.provider, call.model, call.profile)
 
 
-def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> int:
+def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
     """Calls to known-failing targets beyond allowed probes (see the module docstring)."""
-    wasted = 0
+    wasted: list[Call] = []
     ordered = sorted(calls, key=lambda c: c.at)
     for fault in scenario.faults:
         if not fault.hard:
@@ -132,7 +132,7 @@ def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> int:
                 if call.at >= ready - GAP_SLACK * gap:
                     ready = call.at + answer_time(scenario, call) + gap
                 else:
-                    wasted += 1
+                    wasted.append(call)
     return wasted
 
 
@@ -244,7 +244,7 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
         p95=percentile(latencies, 95),
         p99=percentile(latencies, 99),
         attempts=len(counted) / total if total else 0.0,
-        wasted=wasted_calls(scenario, calls),
+        wasted=len(wasted_calls(scenario, calls)),
         detect=detect,
         recover=recover,
         recover_never=never,
