@@ -13,7 +13,9 @@ Definitions (story seconds; the README repeats them):
   moment the first failed call of that episode has come back: that call's start plus its
   answer time (0 for an error status, the provider's time to first token for a cut or an
   error event, the operator's ``first_token_timeout`` for a hang), until the episode
-  ends. A call to it in that interval is an **allowed probe** when it starts at least
+  ends; for requests other than the one that got the failure, a reaction allowance of
+  20 ms of real time (times the speedup) is added. A call to it in that interval is an
+  **allowed probe** when it starts at least
   ``gap`` after the known-failing moment or after the previous allowed probe has come
   back, where ``gap = max(operator profile_min, the fault's Retry-After)`` (5 s by
   default: the shortest cooldown any system is configured with); every other call is
@@ -40,6 +42,9 @@ from ._scenario import Fault, Scenario
 
 #: Slack on the probe gap for timing noise of the compressed run.
 GAP_SLACK = 0.05
+#: Wall seconds a failure is given to travel back to the system and be acted on before
+#: the target counts as known to be failing (a loaded 2-core machine needs it).
+REACTION = 0.02
 _OK_KINDS = ("ok", "slow")
 
 
@@ -115,6 +120,7 @@ def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
     """Calls to known-failing targets beyond allowed probes (see the module docstring)."""
     wasted: list[Call] = []
     ordered = sorted(calls, key=lambda c: c.at)
+    reaction = REACTION * scenario.speedup
     for fault in scenario.faults:
         if not fault.hard:
             continue
@@ -124,10 +130,12 @@ def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
             revealing = next((c for c in hits if c.kind == fault.kind), None)
             if revealing is None:
                 continue
-            known = revealing.at + answer_time(scenario, revealing)
-            ready = known + gap
+            back = revealing.at + answer_time(scenario, revealing)
+            ready = back + gap
             for call in hits:
-                if call is revealing or call.at < known:
+                # The request that got the failure knows at once; others a moment later.
+                known = back if call.request == revealing.request else back + reaction
+                if call is revealing or call.at <= known:
                     continue
                 if call.at >= ready - GAP_SLACK * gap:
                     ready = call.at + answer_time(scenario, call) + gap

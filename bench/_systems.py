@@ -176,15 +176,22 @@ class Switchover:
             self._rt.stop()
 
 
+#: Story seconds the oracle looks ahead: its call reaches the fleet a moment after it
+#: decides, and a fault starting in between must not catch it.
+LOOKAHEAD = 1.0
+
+
 def healthy_target(scenario: Scenario, story: float) -> tuple[str, str, str] | None:
-    """The first target in chain order with no fault active at ``story``; failing that,
-    the first one whose faults only fail some calls; None when every one is down."""
+    """The first target in chain order with no fault active from ``story`` to
+    ``story + LOOKAHEAD``; failing that, the first one whose faults only fail some calls;
+    None when every one is down."""
     softest: tuple[str, str, str] | None = None
     for provider, model, profile in scenario.targets():
         active = [
             f
             for f in scenario.faults
-            if f.target.matches(provider, model, profile) and f.active(story)
+            if f.target.matches(provider, model, profile)
+            and (f.active(story) or f.active(story + LOOKAHEAD))
         ]
         if not active:
             return provider, model, profile
