@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def run_chaos(args: argparse.Namespace) -> int:
             console.print(f"[bold]{scenario.name}[/]: {scenario.description}", highlight=False)
         return 0
     out = Path(args.out)
+    # A run ends while its last streams may still be finishing; their outcomes then reach
+    # stopped actors, which the runtime logs as a warning. Expected here: keep it quiet.
+    logging.getLogger("switchover").setLevel(logging.ERROR)
     began = time.monotonic()
     results: list[ScenarioResult] = []
     with Progress(
@@ -83,7 +87,8 @@ def run_chaos(args: argparse.Namespace) -> int:
         run_suite(scenarios, systems, on_run=on_run, on_request=on_request, on_result=on_result)
     from ._report import table, write_json
 
-    console.print(table(results))
+    # The table is wide; a pipe or a narrow terminal would squeeze every column to "…".
+    console.print(table(results), width=max(console.width, 150))
     path = write_json(results, out)
     console.print(f"report: {path}")
     if not args.no_plots:
