@@ -229,10 +229,11 @@ def plot_summary(results: Sequence[ScenarioResult], path: Path) -> Path:
     axes[2].set_ylabel("wasted calls")
     axes[2].set_yscale("symlog", linthresh=1)
     axes[2].set_xticks(range(len(results)), names, rotation=30, ha="right", fontsize=9)
-    axes[0].legend(ncol=len(systems), loc="lower left", fontsize=9)
+    axes[0].legend(ncol=len(systems), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=9)
     fig.suptitle(
         "switchover chaos: every system on the same fleet, load and seed, against the oracle",
         fontsize=12,
+        y=0.995,
     )
     for ax in axes:
         ax.grid(axis="y", color="#dddddd", lw=0.5)
