@@ -11,12 +11,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import _debug_cli
+from . import _bench_cli, _debug_cli
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 #: Every module's subcommand registration, in the order ``--help`` lists them.
-COMMANDS: tuple[Register, ...] = (_debug_cli.register,)
+COMMANDS: tuple[Register, ...] = (_bench_cli.register, _debug_cli.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,227 @@
+"""``switchover bench overhead``: time switchover adds over a direct httpx stream.
+
+Against the same loopback fake (a fleet process serving instant, 8-chunk replies), each
+of N requests is timed to its first token (TTFT) and its last (TTLT) through: a direct
+httpx stream (``bench._client``, the baseline), switchover's ``rt.stream``, and LiteLLM's
+Router when installed, at 1, 16 and 64 caller threads. The systems alternate in rounds so
+that drift in the machine's load hits them alike. "Added" is a system's median minus the
+direct stream's median in the same run; the ratio is switchover's added time over
+LiteLLM's. On a machine with two or more cores the measuring process is pinned to core 0
+and the fake provider to core 1 (like ``taskset -c``), so the provider's work does not
+compete with the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from runtime import Request, Runtime
+
+from ._client import stream_text
+from ._fleet import Fleet, key_for
+from ._metrics import percentile
+from ._scenario import FleetProvider, Load, Operator, Scenario
+from ._systems import switchover_config
+
+ROUNDS = 3
+#: switchover's targets: at most this much added at the median with one thread, and at
+#: most this fraction of what LiteLLM's Router adds.
+TARGET_MS = 0.3
+TARGET_FRACTION = 0.1
+
+Timing = tuple[float, float]  # (ttft, ttlt) in seconds
+Send = Callable[[list[dict[str, Any]]], Timing]
+
+
+def _scenario() -> Scenario:
+    provider = FleetProvider(
+        name="openai", api="openai", profiles=("main",), models=("gpt-4o",), ttft=0.0, chunk_gap=0.0
+    )
+    return Scenario(
+        name="overhead",
+        description="no faults, instant replies",
+        seed_defect="",
+        duration=1.0,
+        speedup=1.0,
+        seed=1,
+        providers=(provider,),
+        chain=("openai/gpt-4o",),
+        faults=(),
+        load=Load(max_tokens=256),
+        operator=Operator(),
+    )
+
+
+def _timed(call: Callable[[Callable[[], None]], None]) -> Timing:
+    first: list[float] = []
+    start = time.perf_counter()
+    call(lambda: first.append(time.perf_counter()) if not first else None)
+    end = time.perf_counter()
+    return (first[0] if first else end) - start, end - start
+
+
+def _direct(client: httpx.Client, url: str) -> Send:
+    def send(messages: list[dict[str, Any]]) -> Timing:
+        def call(on_first: Callable[[], None]) -> None:
+            stream_text(
+                client,
+                api="openai",
+                base_url=url,
+                key=key_for("openai", "main"),
+                model="gpt-4o",
+                messages=messages,
+                max_tokens=256,
+                timeout=30.0,
+                on_first=on_first,
+            )
+
+        return _timed(call)
+
+    return send
+
+
+def _switchover(rt: Runtime) -> Send:
+    def send(messages: list[dict[str, Any]]) -> Timing:
+        def call(on_first: Callable[[], None]) -> None:
+            with rt.stream(
+                Request(model="openai/gpt-4o", messages=messages, max_tokens=256)
+            ) as stream:
+                for _ in stream:
+                    on_first()
+
+        return _timed(call)
+
+    return send
+
+
+def _litellm(router: Any) -> Send:
+    def send(messages: list[dict[str, Any]]) -> Timing:
+        def call(on_first: Callable[[], None]) -> None:
+            for chunk in router.completion(
+                model="openai/gpt-4o", messages=messages, stream=True, max_tokens=256
+            ):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    on_first()
+
+        return _timed(call)
+
+    return send
+
+
+def _measure(send: Send, threads: int, requests: int) -> list[Timing]:
+    messages = [{"role": "user", "content": "[req 0] Say something short."}]
+    per_thread = max(1, requests // threads)
+
+    def loop() -> list[Timing]:
+        return [send(messages) for _ in range(per_thread)]
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(loop) for _ in range(threads)]
+        return [t for f in futures for t in f.result()]
+
+
+def _pin(fleet_pid: int | None) -> str:
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return "not pinned (one core)"
+    os.sched_setaffinity(0, {0})
+    if fleet_pid is not None:
+        os.sched_setaffinity(fleet_pid, {1})
+    return "measuring process on core 0, fake provider on core 1"
+
+
+def run_overhead(args: argparse.Namespace) -> int:
+    console = Console()
+    thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    scenario = _scenario()
+    router: Any = None
+    with Fleet() as fleet:
+        pinning = _pin(fleet.pid)
+        urls = fleet.start(scenario, 1)
+        systems: dict[str, Send] = {}
+        client = httpx.Client(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=128)
+        )
+        systems["direct httpx"] = _direct(client, urls["openai"])
+        config = switchover_config(scenario, urls)
+        config = attrs.evolve(config, chain_workers=max(thread_counts))
+        rt = Runtime(config).start()
+        systems["switchover"] = _switchover(rt)
+        if not args.no_litellm:
+            from .baselines import litellm_router
+
+            try:
+                litellm_router.import_litellm()
+            except ImportError:
+                console.print(litellm_router.NOT_INSTALLED)
+            else:
+                router = litellm_router.make_router(scenario, urls)
+                systems["litellm"] = _litellm(router)
+        results: dict[tuple[str, int], list[Timing]] = {}
+        try:
+            for threads in thread_counts:
+                for send in systems.values():  # warm up connections and caches
+                    _measure(send, threads, threads * 4)
+                for _ in range(ROUNDS):
+                    for name, send in systems.items():
+                        results.setdefault((name, threads), []).extend(
+                            _measure(send, threads, args.requests // ROUNDS)
+                        )
+        finally:
+            rt.stop()
+            client.close()
+            fleet.stop()
+    console.print(_table(results, thread_counts, list(systems), pinning))
+    return 0
+
+
+def _median_ms(timings: list[Timing], index: int) -> float:
+    value = percentile([t[index] for t in timings], 50)
+    return 0.0 if value is None else value * 1000.0
+
+
+def _table(
+    results: dict[tuple[str, int], list[Timing]],
+    thread_counts: list[int],
+    systems: list[str],
+    pinning: str,
+) -> Table:
+    table = Table(
+        title="switchover bench overhead: median time added over a direct httpx stream",
+        caption=f"{pinning}; ratio = switchover's added time / LiteLLM Router's",
+    )
+    for column in ("threads", "system", "TTFT ms", "added", "TTLT ms", "added", "n"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for threads in thread_counts:
+        base = results[("direct httpx", threads)]
+        base_first, base_last = _median_ms(base, 0), _median_ms(base, 1)
+        added: dict[str, tuple[float, float]] = {}
+        for name in systems:
+            timings = results[(name, threads)]
+            first, last = _median_ms(timings, 0), _median_ms(timings, 1)
+            added[name] = (first - base_first, last - base_last)
+            table.add_row(
+                str(threads),
+                name,
+                f"{first:.3f}",
+                "" if name == "direct httpx" else f"{added[name][0]:+.3f}",
+                f"{last:.3f}",
+                "" if name == "direct httpx" else f"{added[name][1]:+.3f}",
+                str(len(timings)),
+            )
+        if "litellm" in added:
+            ours, theirs = added["switchover"], added["litellm"]
+            ratio = [f"{a / b:.3f}" if b > 0 else "-" for a, b in zip(ours, theirs, strict=True)]
+            table.add_row(
+                str(threads), "[bold]ratio[/]", "", ratio[0], "", ratio[1], "", end_section=True
+            )
+    return table

@@ -1,0 +1,126 @@
+"""What the chaos benchmark prints and writes: the table, the targets, report.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from ._metrics import Metrics
+from ._suite import ScenarioResult, suite_dict
+
+#: switchover's targets (issue 5): success within this many points of the oracle where
+#: the oracle reaches 100 %, and p99 within this factor of the oracle's.
+SUCCESS_POINTS = 0.5
+P99_FACTOR = 1.3
+
+
+def targets(result: ScenarioResult) -> dict[str, bool | None]:
+    """switchover's targets on one scenario: True met, False missed, None not applicable."""
+    run = result.run("switchover")
+    oracle = result.run("oracle")
+    seed = result.run("seed")
+    mine = run.metrics if run else None
+    best = oracle.metrics if oracle else None
+    theirs = seed.metrics if seed else None
+    out: dict[str, bool | None] = {"success": None, "wasted": None, "p99": None, "vs_seed": None}
+    if mine is None:
+        return out
+    out["wasted"] = mine.wasted == 0
+    if best is not None:
+        if best.success >= 100.0:
+            out["success"] = mine.success >= best.success - SUCCESS_POINTS
+        if mine.p99 is not None and best.p99 is not None:
+            out["p99"] = mine.p99 <= P99_FACTOR * best.p99
+    if theirs is not None and result.scenario.seed_defect:
+        out["vs_seed"] = mine.wasted < theirs.wasted
+    return out
+
+
+def _s(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _mark(ok: bool | None) -> str:
+    return "·" if ok is None else ("[green]✓[/]" if ok else "[red]✗[/]")
+
+
+def table(results: Sequence[ScenarioResult]) -> Table:
+    """One row per scenario and system; switchover's rows carry its target marks."""
+    grid = Table(
+        title="switchover chaos: every system on the same fleet, load and seed",
+        caption=(
+            "times in story seconds · wasted = calls to known-failing targets beyond single "
+            "probes · detect/recover = mean per fault episode · targets (switchover): "
+            "success within 0.5 pt of oracle | no wasted call | p99 ≤ 1.3x oracle | "
+            "fewer wasted calls than seed (· = not applicable)"
+        ),
+        show_lines=False,
+        header_style="bold",
+    )
+    for name, justify in (
+        ("scenario", "left"),
+        ("system", "left"),
+        ("success %", "right"),
+        ("p50", "right"),
+        ("p95", "right"),
+        ("p99", "right"),
+        ("calls/req", "right"),
+        ("wasted", "right"),
+        ("detect", "right"),
+        ("recover", "right"),
+        ("req/s", "right"),
+        ("targets", "left"),
+    ):
+        grid.add_column(name, justify=justify, no_wrap=name in ("system", "targets"))  # type: ignore[arg-type]
+    for index, result in enumerate(results):
+        marks = targets(result)
+        for position, run in enumerate(result.runs):
+            label = result.scenario.name if position == 0 else ""
+            m: Metrics | None = run.metrics
+            if m is None:
+                grid.add_row(label, run.system, f"[dim]{run.skipped}[/]", *[""] * 9)
+                continue
+            recover = _s(m.recover, 1)
+            if m.recover_never:
+                recover = "never" if m.recover is None else f"{recover}+{m.recover_never}xnever"
+            target_text = (
+                " ".join(_mark(marks[k]) for k in ("success", "wasted", "p99", "vs_seed"))
+                if run.system == "switchover"
+                else ""
+            )
+            grid.add_row(
+                label,
+                f"[bold]{run.system}[/]" if run.system == "switchover" else run.system,
+                _s(m.success, 1),
+                _s(m.p50),
+                _s(m.p95),
+                _s(m.p99),
+                _s(m.attempts),
+                str(m.wasted),
+                _s(m.detect, 1),
+                recover,
+                _s(m.throughput),
+                target_text,
+                end_section=position == len(result.runs) - 1 and index < len(results) - 1,
+            )
+    return grid
+
+
+def report_dict(results: Sequence[ScenarioResult]) -> dict[str, Any]:
+    data = suite_dict(results)
+    for entry, result in zip(data["scenarios"], results, strict=True):
+        entry["seed_defect"] = result.scenario.seed_defect or None
+        entry["targets"] = targets(result)
+    data["units"] = "story seconds (the compressed run's seconds times its speedup)"
+    return data
+
+
+def write_json(results: Sequence[ScenarioResult], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.json"
+    path.write_text(json.dumps(report_dict(results), indent=2, allow_nan=False) + "\n")
+    return path

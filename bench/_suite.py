@@ -1,0 +1,176 @@
+"""Run scenarios against every system, one after another, on a fresh fleet each time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from ._fleet import Fleet, FleetCall
+from ._load import Clock, Record, System, drive, plan
+from ._metrics import Call, Metrics, compute
+from ._scenario import Scenario
+from ._systems import Oracle, Sample, Switchover
+
+#: Systems in table order; ``litellm`` runs only when LiteLLM is installed.
+SYSTEMS = ("switchover", "seed", "litellm", "oracle")
+#: Wall seconds between arming the fleet and the first moment of the story.
+LEAD = 0.05
+
+
+def make_system(name: str) -> System | str:
+    """A fresh system, or why it cannot run."""
+    if name == "switchover":
+        return Switchover()
+    if name == "oracle":
+        return Oracle()
+    if name == "seed":
+        from .baselines.seed import Seed
+
+        return Seed()
+    if name == "litellm":
+        from .baselines import litellm_router
+
+        return litellm_router.make()
+    raise ValueError(f"unknown system {name!r}; expected one of {', '.join(SYSTEMS)}")
+
+
+@attrs.frozen
+class Run:
+    """One system on one scenario: what happened, and what it adds up to."""
+
+    system: str
+    records: tuple[Record, ...] = ()
+    calls: tuple[Call, ...] = ()
+    samples: tuple[Sample, ...] = ()
+    metrics: Metrics | None = None
+    skipped: str | None = None
+    wall: float = 0.0
+    speedup: float = 0.0
+
+
+@attrs.frozen
+class ScenarioResult:
+    scenario: Scenario
+    runs: tuple[Run, ...]
+
+    def run(self, system: str) -> Run | None:
+        return next((r for r in self.runs if r.system == system), None)
+
+
+def _story_calls(calls: Sequence[FleetCall], clock: Clock) -> tuple[Call, ...]:
+    return tuple(
+        Call(
+            at=clock.story(c.at),
+            provider=c.provider,
+            model=c.model,
+            profile=c.profile,
+            request=c.request_id,
+            kind=c.kind,
+        )
+        for c in calls
+    )
+
+
+def run_system(
+    fleet: Fleet,
+    scenario: Scenario,
+    name: str,
+    *,
+    on_request: Callable[[int], None] | None = None,
+    drain: float | None = None,
+) -> Run:
+    """Run one system through ``scenario`` on fresh fleet servers."""
+    system = make_system(name)
+    if isinstance(system, str):
+        return Run(system=name, skipped=system)
+    # A system too costly in CPU for the suite's compression runs the same story slower.
+    scenario = attrs.evolve(scenario, speedup=scenario.speedup / getattr(system, "slowdown", 1))
+    began = time.monotonic()
+    urls = fleet.start(scenario, scenario.seed)
+    try:
+        system.start(scenario, urls)
+        t0 = time.monotonic() + LEAD
+        fleet.arm(t0)
+        clock = Clock(scenario, t0)
+        watch = getattr(system, "watch", None)
+        if watch is not None:
+            watch(clock)
+        records = drive(
+            system,
+            scenario,
+            plan(scenario),
+            clock,
+            on_done=on_request,
+            drain=drain,
+            finish=system.stop,
+        )
+    finally:
+        fleet_calls = fleet.stop()
+    calls = _story_calls(fleet_calls, clock)
+    samples = tuple(getattr(system, "samples", ()))
+    return Run(
+        system=name,
+        records=tuple(records),
+        calls=calls,
+        samples=samples,
+        metrics=compute(scenario, records, calls),
+        wall=time.monotonic() - began,
+        speedup=scenario.speedup,
+    )
+
+
+def run_suite(
+    scenarios: Sequence[Scenario],
+    systems: Sequence[str] = SYSTEMS,
+    *,
+    on_run: Callable[[Scenario, str], None] | None = None,
+    on_request: Callable[[int], None] | None = None,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+    drain: float | None = None,
+) -> list[ScenarioResult]:
+    """Every scenario against every system; callbacks report progress."""
+    results = []
+    with Fleet() as fleet:
+        for scenario in scenarios:
+            runs = []
+            for name in systems:
+                if on_run is not None:
+                    on_run(scenario, name)
+                runs.append(run_system(fleet, scenario, name, on_request=on_request, drain=drain))
+            result = ScenarioResult(scenario=scenario, runs=tuple(runs))
+            if on_result is not None:
+                on_result(result)
+            results.append(result)
+    return results
+
+
+def suite_dict(results: Sequence[ScenarioResult]) -> dict[str, Any]:
+    """Everything measured, as plain JSON types (see report.json)."""
+    out = []
+    for result in results:
+        s = result.scenario
+        out.append(
+            {
+                "name": s.name,
+                "description": s.description,
+                "duration": s.duration,
+                "speedup": s.speedup,
+                "chain": list(s.chain),
+                "systems": {
+                    run.system: (
+                        {"skipped": run.skipped}
+                        if run.metrics is None
+                        else {
+                            **run.metrics.to_dict(),
+                            "speedup": run.speedup,
+                            "wall_seconds": round(run.wall, 3),
+                        }
+                    )
+                    for run in result.runs
+                },
+            }
+        )
+    return {"scenarios": out}
