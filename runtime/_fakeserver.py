@@ -800,15 +800,18 @@ class _Answer:
             _send(self.conn, _response(200, self._completion(reply)))
             return True
         head = _head(200, _SSE_HEAD) + self._preamble(reply)
-        frames = list(self._content_frames(reply))
-        if reply.delay > 0 or not frames:
+        # Encoded before the first goes out, so that the server is never what limits the
+        # chunk rate a client measures.
+        frames = iter(list(self._content_frames(reply)))
+        first = next(frames, b"")
+        if reply.delay > 0 or not first:
             _send(self.conn, head)
             self.server._pause(reply.delay)
-        else:
-            frames[0] = head + frames[0]
-        for position, frame in enumerate(frames):
-            if position:
-                self.server._pause(reply.chunk_delay)
+            head = b""
+        if first:
+            _send(self.conn, head + first)
+        for frame in frames:
+            self.server._pause(reply.chunk_delay)
             _send(self.conn, frame)
         _send(self.conn, self._ending(reply))
         return True

@@ -419,13 +419,51 @@ class HttpProvider:
             raise ProviderFailure(watch.failure) from None
 
     def _events(self, call: ProviderCall, watch: _Watch) -> Generator[Event, None, None]:
+        """Send the request and yield its events; every way out closes the response.
+
+        One generator frame from the socket to the caller: each level of delegation would
+        cost every chunk of every stream.
+        """
         try:
-            with self._guard(watch):
-                yield from self._exchange(call, watch)
+            with self._guard(watch), self._send(call, watch) as (response, chunks):
+                if self._is_whole(response, chunks, call, watch):
+                    yield from self._whole(chunks, watch)
+                    return
+                decoder = SSEDecoder()
+                parser = self._wire.parser(self._redact)
+                feed, parse, now, idle = decoder.feed, parser.event, self._clock.now, watch.idle
+                waiting = True  # for the first content
+                for chunk in chunks:
+                    pairs = feed(chunk)
+                    if not pairs:
+                        continue  # no whole event yet: a trickle is not progress
+                    for name, data in pairs:
+                        events = parse(name, data)
+                        if waiting and parser.content:
+                            waiting = False
+                            watch.content_started()
+                        if events:
+                            watch.expires = watch.deadline  # the caller's time is not idle
+                            if len(events) == 1:
+                                yield events[0]
+                            else:
+                                yield from events
+                    if parser.done:
+                        self._drain(chunks, watch)
+                        break
+                    watch.expires = min(now() + idle, watch.limit)
+                else:
+                    for name, data in decoder.flush():
+                        yield from parse(name, data)
+                yield from parser.end()
         finally:
             self._watchdog.unwatch(watch)
 
-    def _exchange(self, call: ProviderCall, watch: _Watch) -> Iterator[Event]:
+    @contextlib.contextmanager
+    def _send(
+        self, call: ProviderCall, watch: _Watch
+    ) -> Iterator[tuple[httpx.Response, Iterator[bytes]]]:
+        """Send the request; give the response (headers in) and its body's chunks."""
         if call.cancel.is_set():
             raise ProviderFailure(_CANCELLED)
         if call.remaining() <= 0:
@@ -449,33 +487,37 @@ class HttpProvider:
         ) as response:
             try:
                 watch.attach(response)
-                chunks = response.iter_bytes()
-                if not response.is_success:
-                    body, _ = self._read(chunks, MAX_ERROR_BODY, watch)
-                    raise ProviderFailure(
-                        classify(
-                            status=response.status_code,
-                            body=body,
-                            headers=response.headers,
-                            wall=call.clock.wall,
-                            redact=self._redact,
-                        )
-                    )
-                media = response.headers.get("content-type", "").partition(";")[0]
-                media = media.strip().lower()
-                if media == "application/json" or media.endswith("+json"):
-                    yield from self._whole(chunks, watch)
-                elif media in ("text/event-stream", ""):
-                    yield from self._stream(chunks, watch)
-                else:
-                    raise protocol_failure(
-                        f"HTTP {response.status_code} with content type {media!r}, "
-                        "not an event stream",
-                        self._redact,
-                    )
+                # iter_raw skips httpx's decoder layers; a compressed body needs them.
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                yield response, (response.iter_bytes() if encoded else response.iter_raw())
             finally:
                 # Before the connection goes back to the pool: never shut it after this.
                 self._watchdog.unwatch(watch)
+
+    def _is_whole(
+        self, response: httpx.Response, chunks: Iterator[bytes], call: ProviderCall, watch: _Watch
+    ) -> bool:
+        """True for a whole JSON answer, False for an event stream; raises for the rest."""
+        if not response.is_success:
+            body, _ = self._read(chunks, MAX_ERROR_BODY, watch)
+            raise ProviderFailure(
+                classify(
+                    status=response.status_code,
+                    body=body,
+                    headers=response.headers,
+                    wall=call.clock.wall,
+                    redact=self._redact,
+                )
+            )
+        media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media == "application/json" or media.endswith("+json"):
+            return True
+        if media in ("text/event-stream", ""):
+            return False
+        raise protocol_failure(
+            f"HTTP {response.status_code} with content type {media!r}, not an event stream",
+            self._redact,
+        )
 
     def _read(self, chunks: Iterator[bytes], limit: int, watch: _Watch) -> tuple[bytes, bool]:
         """Up to ``limit`` bytes of the body, and whether there was more."""
@@ -489,8 +531,8 @@ class HttpProvider:
                 return b"".join(parts)[:limit], True
         return b"".join(parts), False
 
-    def _whole(self, chunks: Iterator[bytes], watch: _Watch) -> Iterator[Event]:
-        """A whole JSON answer where a stream was asked for: accepted as one event each."""
+    def _whole(self, chunks: Iterator[bytes], watch: _Watch) -> list[Event]:
+        """A whole JSON answer where a stream was asked for: accepted, one event each."""
         data, more = self._read(chunks, MAX_JSON_BODY, watch)
         if more:
             raise protocol_failure(f"a JSON answer larger than {MAX_JSON_BODY} bytes", self._redact)
@@ -502,38 +544,7 @@ class HttpProvider:
         events = self._wire.completion(payload, self._redact)
         watch.content_started()
         watch.expires = watch.deadline
-        yield from events
-
-    def _stream(self, chunks: Iterator[bytes], watch: _Watch) -> Iterator[Event]:
-        decoder = SSEDecoder()
-        parser = self._wire.parser(self._redact)
-        now = self._clock.now
-        idle = watch.idle
-
-        def parse(pairs: list[tuple[str, str]]) -> list[Event]:
-            events: list[Event] = []
-            for name, data in pairs:
-                events += parser.event(name, data)
-            if parser.content and watch.limit != watch.deadline:
-                watch.content_started()
-            return events
-
-        for chunk in chunks:
-            pairs = decoder.feed(chunk)
-            if not pairs:
-                continue  # no whole event yet: a trickle does not count as progress
-            events = parse(pairs)
-            if events:
-                watch.expires = watch.deadline  # the caller's time is not the provider's idle
-                yield from events
-            if parser.done:
-                break
-            watch.expires = min(now() + idle, watch.limit)
-        else:
-            yield from parse(decoder.flush())
-        if parser.done:
-            self._drain(chunks, watch)
-        yield from parser.end()
+        return events
 
     def _drain(self, chunks: Iterator[bytes], watch: _Watch) -> None:
         """Read what is left after the end event, briefly, so the connection is reusable."""
