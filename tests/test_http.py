@@ -17,6 +17,7 @@ from typing import Any
 import freezegun
 import httpx
 import pytest
+from conftest import MakeCall
 
 from actors._directory import profile_name
 from actors.messages import Inspect
@@ -26,7 +27,9 @@ from runtime import (
     CooldownConfig,
     DeadlineExceeded,
     ErrorKind,
+    ProviderCall,
     ProviderConfig,
+    ProviderFailure,
     Request,
     RequestRejected,
     RetryConfig,
@@ -38,7 +41,8 @@ from runtime import (
     ToolCall,
     Usage,
 )
-from runtime._http import HTTPX_ERRORS, transport_failure_of
+from runtime._clock import SystemClock
+from runtime._http import HTTPX_ERRORS, HttpProvider, http_provider, transport_failure_of
 from runtime._redact import PIECE, Redactor
 from runtime.testing import (
     Cut,
@@ -965,3 +969,89 @@ def test_httpx_errors_map_to_their_kind(error: Exception, kind: ErrorKind, timeo
     failure = transport_failure_of(error, Redactor())
     assert (failure.kind, failure.timeout) == (kind, timeout)
     assert type(error).__name__ in failure.message
+
+
+# --- the adapter on its own: cancellation and closing ----------------------------------------
+
+
+@pytest.fixture
+def adapter(server: FakeServer) -> Iterator[HttpProvider]:
+    config = provider(server.openai_url, "openai")
+    adapter = http_provider(config, workers=2, clock=SystemClock(), redact=Redactor([MAIN]))
+    yield adapter
+    adapter.close()
+
+
+def _hanging_call(make_call: MakeCall, **fields: Any) -> ProviderCall:
+    clock = SystemClock()
+    return make_call(
+        api_key=MAIN,
+        clock=clock,
+        deadline=clock.now() + 30,
+        first_token_timeout=None,
+        idle_timeout=30.0,
+        **fields,
+    )
+
+
+def _fails_promptly(
+    adapter: HttpProvider,
+    call: ProviderCall,
+    interrupt: Callable[[], None],
+    server: FakeServer,
+    calls_before: int,
+) -> ProviderFailure:
+    outcome: list[ProviderFailure] = []
+
+    def read() -> None:
+        try:
+            list(adapter.open(call))
+        except ProviderFailure as failure:
+            outcome.append(failure)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert server.wait_for(lambda s: len(s.calls) == calls_before + 1, timeout=5)
+    interrupt()
+    reader.join(timeout=SLACK + 1)
+    assert not reader.is_alive()
+    return outcome[0]
+
+
+@pytest.mark.parametrize("reused", [False, True], ids=["new-connection", "keep-alive"])
+def test_cancel_ends_a_hanging_call(
+    server: FakeServer, adapter: HttpProvider, make_call: MakeCall, reused: bool
+) -> None:
+    if reused:  # a reused connection has no connect trace: its socket is learnt later
+        list(adapter.open(_hanging_call(make_call)))
+    server.default = Hang()
+    call = _hanging_call(make_call)
+    failure = _fails_promptly(adapter, call, call.cancel.set, server, int(reused))
+    assert "cancelled" in str(failure)
+    assert server.accepted == 1  # the hanging call really did reuse the first connection
+    assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
+
+
+def test_cancel_ends_a_committed_stream(
+    server: FakeServer, adapter: HttpProvider, make_call: MakeCall
+) -> None:
+    server.default = Reply("ab", chunks=2, chunk_delay=30.0)
+    call = _hanging_call(make_call)
+    stream = adapter.open(call)
+    assert next(stream) == TextDelta("a")
+    call.cancel.set()
+    start = time.monotonic()
+    with pytest.raises(ProviderFailure, match="cancelled"):
+        next(stream)
+    assert time.monotonic() - start < SLACK
+
+
+def test_closing_the_adapter_ends_calls_in_flight_and_its_thread(
+    server: FakeServer, adapter: HttpProvider, make_call: MakeCall
+) -> None:
+    server.default = Hang()
+    failure = _fails_promptly(adapter, _hanging_call(make_call), adapter.close, server, 0)
+    assert "closed" in str(failure)
+    assert not [t for t in threading.enumerate() if t.name.startswith("switchover-watchdog")]
+    with pytest.raises(ProviderFailure, match="closed"):
+        next(adapter.open(_hanging_call(make_call)))
