@@ -25,7 +25,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -42,6 +42,18 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 Run = Callable[[], tuple[float, float, int]]  # (first token, last token) seconds, text chunks
 
 
+def _timed(start: float, texts: Iterator[object]) -> tuple[float, float, int]:
+    """Times of the first and last text chunk after ``start``, and how many there were."""
+    first = last = 0.0
+    chunks = 0
+    for _ in texts:
+        chunks += 1
+        last = time.perf_counter() - start
+        if not first:
+            first = last
+    return first, last, chunks
+
+
 def _direct_openai(client: httpx.Client, url: str) -> Run:
     body = {
         "model": "m",
@@ -51,49 +63,38 @@ def _direct_openai(client: httpx.Client, url: str) -> Run:
     }
     headers = {"authorization": f"Bearer {KEY}", "accept": "text/event-stream"}
 
+    def texts(lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            if line.startswith("data: ") and line != "data: [DONE]":
+                choices = json.loads(line[6:]).get("choices")
+                if choices and (text := choices[0]["delta"].get("content")):
+                    yield text
+
     def run() -> tuple[float, float, int]:
         start = time.perf_counter()
-        first = last = 0.0
-        chunks = 0
         with client.stream("POST", url + "/chat/completions", json=body, headers=headers) as r:
-            for line in r.iter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                choices = chunk.get("choices")
-                if choices and choices[0]["delta"].get("content"):
-                    chunks += 1
-                    last = time.perf_counter() - start
-                    if not first:
-                        first = last
-        return first, last, chunks
+            return _timed(start, texts(r.iter_lines()))
 
     return run
 
 
 def _direct_anthropic(client: httpx.Client, url: str) -> Run:
     body = {"model": "m", "messages": MESSAGES, "max_tokens": 4096, "stream": True}
-    headers = {
-        "x-api-key": KEY,
-        "anthropic-version": "2023-06-01",
-        "accept": "text/event-stream",
-    }
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "accept": "text/event-stream"}
+
+    def texts(lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event.get("type") == "content_block_delta" and (
+                    text := event["delta"].get("text")
+                ):
+                    yield text
 
     def run() -> tuple[float, float, int]:
         start = time.perf_counter()
-        first = last = 0.0
-        chunks = 0
         with client.stream("POST", url + "/v1/messages", json=body, headers=headers) as r:
-            for line in r.iter_lines():
-                if not line.startswith("data: "):
-                    continue
-                event = json.loads(line[6:])
-                if event.get("type") == "content_block_delta" and event["delta"].get("text"):
-                    chunks += 1
-                    last = time.perf_counter() - start
-                    if not first:
-                        first = last
-        return first, last, chunks
+            return _timed(start, texts(r.iter_lines()))
 
     return run
 
@@ -101,18 +102,15 @@ def _direct_anthropic(client: httpx.Client, url: str) -> Run:
 def _switchover(rt: Runtime) -> Run:
     request = Request(model="p/m", messages=MESSAGES)
 
+    def texts(events: Iterator[object]) -> Iterator[str]:
+        for event in events:
+            if isinstance(event, TextDelta):
+                yield event.text
+
     def run() -> tuple[float, float, int]:
         start = time.perf_counter()
-        first = last = 0.0
-        chunks = 0
         with rt.stream(request) as stream:
-            for event in stream:
-                if isinstance(event, TextDelta):
-                    chunks += 1
-                    last = time.perf_counter() - start
-                    if not first:
-                        first = last
-        return first, last, chunks
+            return _timed(start, texts(stream))
 
     return run
 

@@ -124,9 +124,12 @@ def _shutdown(sock: socket.socket) -> None:
 class _Watch:
     """One call's timer. The reading thread moves ``expires``; the watchdog fires it.
 
-    Plain attribute writes are atomic under the GIL, and a late or early read of
-    ``expires`` by the watchdog only moves a firing by one poll, so the hot path takes no
-    lock. ``limit`` is the first-token bound until content arrives, then the deadline.
+    ``limit`` is the first-token bound until content arrives, then the deadline. The hot
+    path takes no lock: attribute writes are atomic under the GIL, and the watchdog queues
+    a watch at the ``expires`` it sees and re-checks it then. Moving ``expires`` later is
+    therefore free. Moving it earlier than ``queued`` (the time the watchdog will look
+    next) needs :meth:`Watchdog.requeue`; that only happens when a reader resumes after
+    holding an event past its idle budget.
     """
 
     __slots__ = (
@@ -137,6 +140,7 @@ class _Watch:
         "first_token",
         "idle",
         "limit",
+        "queued",
         "sock",
         "watchdog",
     )
@@ -153,6 +157,7 @@ class _Watch:
             else min(now + call.first_token_timeout, call.deadline)
         )
         self.expires = min(now + self.idle, self.limit)
+        self.queued = math.inf
         self.sock: socket.socket | None = None
         self.failure: Failure | None = None
 
@@ -168,6 +173,12 @@ class _Watch:
         stream = response.extensions.get("network_stream")
         if stream is not None:
             self.watchdog.adopt(self, stream.get_extra_info("socket"))
+
+    def move(self, expires: float) -> None:
+        """Set the expiry to ``expires`` (earlier or later)."""
+        self.expires = expires
+        if expires < self.queued:
+            self.watchdog.requeue(self)
 
     def content_started(self) -> None:
         """The first content arrived: only the idle gap and the deadline apply now."""
@@ -222,13 +233,34 @@ class Watchdog:
             if self._closed:
                 raise ProviderFailure(_CLOSED)
             self._live.add(watch)
-            heapq.heappush(self._heap, (watch.expires, next(self._seq), watch))
+            self._queue(watch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             wake = watch.expires < self._sleep_until
         if wake:
             self._wakeup.set()
+
+    def requeue(self, watch: _Watch) -> None:
+        """Look at ``watch`` again at its (earlier) expiry."""
+        with self._lock:
+            if watch not in self._live or watch.expires >= watch.queued:
+                return
+            self._queue(watch)
+            wake = watch.expires < self._sleep_until
+        if wake:
+            self._wakeup.set()
+
+    def _queue(self, watch: _Watch) -> None:
+        """Under the lock: look at ``watch`` when its expiry comes."""
+        key = watch.expires
+        heapq.heappush(self._heap, (key, next(self._seq), watch))
+        watch.queued = key
+        # The reader writes ``expires`` and then reads ``queued``; reading ``expires`` again
+        # after writing ``queued`` means one of the two always sees the other's write.
+        if watch.expires < key:
+            heapq.heappush(self._heap, (watch.expires, next(self._seq), watch))
+            watch.queued = watch.expires
 
     def unwatch(self, watch: _Watch) -> None:
         """Stop timing ``watch``: once this returns, its socket is never shut by us."""
@@ -300,8 +332,8 @@ class Watchdog:
                 continue
             if watch.expires <= now:
                 self._fire(watch, watch.expired(now))
-            else:  # it moved on since it was queued: requeue at its new expiry
-                heapq.heappush(heap, (watch.expires, next(self._seq), watch))
+            elif watch.queued <= now:  # it moved on since it was queued (and not queued since)
+                self._queue(watch)
         for watch in self._live:
             if watch.failure is None and watch.cancel.is_set():
                 self._fire(watch, _CANCELLED)
@@ -452,6 +484,8 @@ class HttpProvider:
                         self._drain(chunks, watch)
                         break
                     watch.expires = min(now() + idle, watch.limit)
+                    if watch.expires < watch.queued:  # resumed after a long hold: rare
+                        self._watchdog.requeue(watch)
                 else:
                     for name, data in decoder.flush():
                         yield from parse(name, data)
@@ -524,7 +558,7 @@ class HttpProvider:
         parts: list[bytes] = []
         size = 0
         for chunk in chunks:
-            watch.expires = min(self._clock.now() + watch.idle, watch.limit)
+            watch.move(min(self._clock.now() + watch.idle, watch.limit))
             parts.append(chunk)
             size += len(chunk)
             if size > limit:
@@ -548,7 +582,7 @@ class HttpProvider:
 
     def _drain(self, chunks: Iterator[bytes], watch: _Watch) -> None:
         """Read what is left after the end event, briefly, so the connection is reusable."""
-        watch.expires = min(self._clock.now() + DRAIN_GRACE, watch.deadline)
+        watch.move(min(self._clock.now() + DRAIN_GRACE, watch.deadline))
         with contextlib.suppress(ProviderFailure), self._guard(watch):
             for _ in chunks:
                 pass

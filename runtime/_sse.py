@@ -36,7 +36,17 @@ class SSEDecoder:
         [('', '{"a": 1}')]
     """
 
-    __slots__ = ("_cr", "_data", "_event", "_held", "_limit", "_partial", "_pending", "_started")
+    __slots__ = (
+        "_cr",
+        "_data",
+        "_event",
+        "_held",
+        "_limit",
+        "_names",
+        "_partial",
+        "_pending",
+        "_started",
+    )
 
     def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
         self._limit = limit
@@ -47,6 +57,7 @@ class SSEDecoder:
         self._started = False  # the first line (where a BOM may sit) has been seen
         self._event = ""
         self._data: list[bytes] = []
+        self._names: dict[bytes, str] = {}  # event lines already decoded
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
         """Decode one chunk; raises :class:`SSEError` on bad UTF-8 or an oversized event."""
@@ -68,7 +79,12 @@ class SSEDecoder:
                 head, _, line = body.partition(b"\n")
                 if line[:6] == b"data: " and 10 not in line:
                     self._event = ""
-                    return [(_utf8(head[7:]), _utf8(line[6:]))]
+                    known = self._names.get(head)
+                    if known is None:
+                        known = _utf8(head[7:])
+                        if len(self._names) < 64:  # a stream uses a handful of event names
+                            self._names[head] = known
+                    return [(known, _utf8(line[6:]))]
         if self._cr:
             self._cr = False
             if chunk[:1] == b"\n":

@@ -772,6 +772,22 @@ def test_a_slow_reader_is_not_an_idle_provider(server: FakeServer, api: str) -> 
     assert [first, *rest][:3] == [TextDelta("a"), TextDelta("b"), TextDelta("c")]
 
 
+@pytest.mark.parametrize("api", APIS)
+def test_a_reader_that_held_an_event_long_still_gets_idle_timeouts(
+    server: FakeServer, api: str
+) -> None:
+    server.default = Trickle(interval=0.05, after=1)  # one chunk, then a byte at a time
+    config = make_config(server, api, timeouts={"idle_timeout": 0.3}, request_timeout=20.0)
+    with Runtime(config) as rt:
+        stream = rt.stream(ask())
+        assert next(stream) == TextDelta("x")
+        threading.Event().wait(0.6)  # the caller holds the event past the idle budget
+        start = time.monotonic()
+        with pytest.raises(StreamInterrupted, match="idle"):
+            list(stream)
+        assert time.monotonic() - start < 0.3 + SLACK  # not at the 20 s deadline
+
+
 # --- closing early, stopping, concurrency ---------------------------------------------------
 
 
