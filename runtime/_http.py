@@ -162,8 +162,12 @@ class _Watch:
         self.failure: Failure | None = None
 
     def trace(self, name: str, info: Mapping[str, Any]) -> None:
-        """httpcore's trace hook: learn the socket of a new connection before any read."""
-        if name == "connection.connect_tcp.complete":
+        """httpcore's trace hook: learn the socket of a new connection before any read.
+
+        For HTTPS the TLS socket replaces the TCP one (which is detached, so shutting it
+        would do nothing): take the socket again when TLS is set up.
+        """
+        if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             stream = info.get("return_value")
             if stream is not None:
                 self.watchdog.adopt(self, stream.get_extra_info("socket"))

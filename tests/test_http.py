@@ -7,11 +7,15 @@ the suite stays fast, and time bounds are generous so a noisy machine does not f
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import freezegun
@@ -1071,3 +1075,46 @@ def test_closing_the_adapter_ends_calls_in_flight_and_its_thread(
     assert not [t for t in threading.enumerate() if t.name.startswith("switchover-watchdog")]
     with pytest.raises(ProviderFailure, match="closed"):
         next(adapter.open(_hanging_call(make_call)))
+
+
+# --- HTTPS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
+    """A FakeServer over HTTPS with a throwaway certificate the clients trust."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx trusts it (trust_env)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FakeServer(tls=context) as fake:
+        yield fake
+
+
+def test_https_round_trip(tls_server: FakeServer) -> None:
+    tls_server.default = Reply("secure", chunks=2)
+    assert tls_server.url.startswith("https://")
+    with Runtime(make_config(tls_server, "anthropic")) as rt:
+        assert rt.complete(ask()).text == "secure"
+
+
+def test_cancel_ends_a_hanging_https_call(tls_server: FakeServer, make_call: MakeCall) -> None:
+    # The TLS socket replaces the TCP one during the handshake: the watchdog must shut that.
+    tls_server.default = Hang()
+    config = provider(tls_server.openai_url, "openai")
+    https = http_provider(config, workers=1, clock=SystemClock(), redact=Redactor([MAIN]))
+    try:
+        call = _hanging_call(make_call)
+        failure = _fails_promptly(https, call, call.cancel.set, tls_server, 0)
+    finally:
+        https.close()
+    assert "cancelled" in str(failure)
