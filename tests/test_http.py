@@ -514,10 +514,11 @@ def test_an_output_ceiling_the_default_exceeds_moves_on(server: FakeServer, api:
             assert rt.complete(ask()).served_by.model == "p/fallback"
 
 
-def test_connect_timeout_moves_to_the_next_model_at_once(server: FakeServer) -> None:
+@pytest.mark.parametrize("api", APIS)
+def test_connect_timeout_moves_to_the_next_model_at_once(server: FakeServer, api: str) -> None:
     with connect_blackhole() as url:
-        dead = provider(url, "openai", name="dead", connect_timeout=0.3)
-        config = make_config(server, "openai", fallbacks=("p/fallback",), extra=(dead,))
+        dead = provider(url, api, name="dead", connect_timeout=0.3)
+        config = make_config(server, api, fallbacks=("p/fallback",), extra=(dead,))
         with Runtime(config) as rt:
             start = time.monotonic()
             done = rt.complete(ask("dead/m"))
@@ -529,9 +530,10 @@ def test_connect_timeout_moves_to_the_next_model_at_once(server: FakeServer) -> 
     assert 0.25 <= took < 0.3 + SLACK  # one try: a hung target is not retried in place
 
 
-def test_connection_refused_is_transient(server: FakeServer) -> None:
-    dead = provider(closed_port_url(), "anthropic", name="dead")
-    with Runtime(make_config(server, "openai", extra=(dead,))) as rt:
+@pytest.mark.parametrize("api", APIS)
+def test_connection_refused_is_transient(server: FakeServer, api: str) -> None:
+    dead = provider(closed_port_url(), api, name="dead")
+    with Runtime(make_config(server, api, extra=(dead,))) as rt:
         done = rt.complete(ask("dead/m"))
     assert done.served_by.model == "p/fallback"
     assert [a.kind for a in done.attempts if a.outcome == "error"] == [ErrorKind.TRANSIENT] * 2
