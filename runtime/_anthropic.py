@@ -262,9 +262,15 @@ class _EventParser:
         self._tools: dict[int, _ToolBlock] = {}
 
     def event(self, name: str, data: str) -> list[Event]:
-        payload = json_object(data, f"the data of event {name or 'message'!r}", self._redact)
+        payload = json_object(data, "an event's data", self._redact)
         kind = payload.get("type") or name
         if kind == "content_block_delta":
+            delta = payload.get("delta")
+            if isinstance(delta, dict) and delta.get("type") == "text_delta":  # the hot path
+                text = delta.get("text")
+                if text and isinstance(text, str):
+                    self.content = True
+                    return [TextDelta(text)]
             return self._delta(payload)
         if kind == "content_block_start":
             return self._start(payload)

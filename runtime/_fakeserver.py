@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -187,6 +188,7 @@ class FakeServer:
         ceilings: per-model ``max_tokens`` ceiling; above it the server answers the
             provider's real output-limit error.
         clock: the time source for the ``at`` of recorded calls.
+        tls: serve HTTPS with this server context (``url`` becomes ``https://``).
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
     """
@@ -197,6 +199,7 @@ class FakeServer:
         default: ServerStep | None = None,
         ceilings: Mapping[str, int] | None = None,
         clock: Clock | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._script: Script[ServerStep, ServerRequest] = Script(default or Reply())
         self._ceilings = dict(ceilings or {})
@@ -204,6 +207,7 @@ class FakeServer:
         self._calls: list[ServerCall] = []
         self._changed = threading.Condition()
         self._stop = threading.Event()
+        self._tls = tls
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=512)
         self.port: int = self._listener.getsockname()[1]
         self._connections: set[socket.socket] = set()
@@ -219,7 +223,7 @@ class FakeServer:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def openai_url(self) -> str:
@@ -359,7 +363,16 @@ class FakeServer:
             thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
-        reader = conn.makefile("rb")
+        try:
+            if self._tls is not None:
+                plain, conn = conn, self._tls.wrap_socket(conn, server_side=True)
+                with self._changed:  # close() must shut the TLS socket: the plain one is gone
+                    self._connections.discard(plain)
+                    self._connections.add(conn)
+            reader = conn.makefile("rb")
+        except OSError:  # a failed handshake (ssl.SSLError is an OSError)
+            self._forget(conn)
+            return
         try:
             while not self._stop.is_set():
                 request = self._read_request(reader)
@@ -371,12 +384,15 @@ class FakeServer:
             return
         finally:
             reader.close()
-            with contextlib.suppress(OSError):
-                conn.close()
-            with self._changed:
-                self._connections.discard(conn)
-                self._threads.discard(threading.current_thread())
-                self._changed.notify_all()
+            self._forget(conn)
+
+    def _forget(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.close()
+        with self._changed:
+            self._connections.discard(conn)
+            self._threads.discard(threading.current_thread())
+            self._changed.notify_all()
 
     def _read_request(self, reader: Any) -> tuple[str, dict[str, str], bytes] | None:
         line = reader.readline(65536)
@@ -800,15 +816,18 @@ class _Answer:
             _send(self.conn, _response(200, self._completion(reply)))
             return True
         head = _head(200, _SSE_HEAD) + self._preamble(reply)
-        frames = list(self._content_frames(reply))
-        if reply.delay > 0 or not frames:
+        # Encoded before the first goes out, so that the server is never what limits the
+        # chunk rate a client measures.
+        frames = iter(list(self._content_frames(reply)))
+        first = next(frames, b"")
+        if reply.delay > 0 or not first:
             _send(self.conn, head)
             self.server._pause(reply.delay)
-        else:
-            frames[0] = head + frames[0]
-        for position, frame in enumerate(frames):
-            if position:
-                self.server._pause(reply.chunk_delay)
+            head = b""
+        if first:
+            _send(self.conn, head + first)
+        for frame in frames:
+            self.server._pause(reply.chunk_delay)
             _send(self.conn, frame)
         _send(self.conn, self._ending(reply))
         return True
@@ -868,7 +887,8 @@ class _Answer:
         self.conn.settimeout(0.05)
         while not self.server._stop.is_set():
             try:
-                if not self.conn.recv(1, socket.MSG_PEEK):
+                # The plain socket's recv, which may peek even under TLS: EOF is all we need.
+                if not socket.socket.recv(self.conn, 1, socket.MSG_PEEK):
                     return
             except TimeoutError:
                 continue

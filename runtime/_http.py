@@ -124,9 +124,12 @@ def _shutdown(sock: socket.socket) -> None:
 class _Watch:
     """One call's timer. The reading thread moves ``expires``; the watchdog fires it.
 
-    Plain attribute writes are atomic under the GIL, and a late or early read of
-    ``expires`` by the watchdog only moves a firing by one poll, so the hot path takes no
-    lock. ``limit`` is the first-token bound until content arrives, then the deadline.
+    ``limit`` is the first-token bound until content arrives, then the deadline. The hot
+    path takes no lock: attribute writes are atomic under the GIL, and the watchdog queues
+    a watch at the ``expires`` it sees and re-checks it then. Moving ``expires`` later is
+    therefore free. Moving it earlier than ``queued`` (the time the watchdog will look
+    next) needs :meth:`Watchdog.requeue`; that only happens when a reader resumes after
+    holding an event past its idle budget.
     """
 
     __slots__ = (
@@ -137,6 +140,7 @@ class _Watch:
         "first_token",
         "idle",
         "limit",
+        "queued",
         "sock",
         "watchdog",
     )
@@ -153,12 +157,17 @@ class _Watch:
             else min(now + call.first_token_timeout, call.deadline)
         )
         self.expires = min(now + self.idle, self.limit)
+        self.queued = math.inf
         self.sock: socket.socket | None = None
         self.failure: Failure | None = None
 
     def trace(self, name: str, info: Mapping[str, Any]) -> None:
-        """httpcore's trace hook: learn the socket of a new connection before any read."""
-        if name == "connection.connect_tcp.complete":
+        """httpcore's trace hook: learn the socket of a new connection before any read.
+
+        For HTTPS the TLS socket replaces the TCP one (which is detached, so shutting it
+        would do nothing): take the socket again when TLS is set up.
+        """
+        if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             stream = info.get("return_value")
             if stream is not None:
                 self.watchdog.adopt(self, stream.get_extra_info("socket"))
@@ -168,6 +177,12 @@ class _Watch:
         stream = response.extensions.get("network_stream")
         if stream is not None:
             self.watchdog.adopt(self, stream.get_extra_info("socket"))
+
+    def move(self, expires: float) -> None:
+        """Set the expiry to ``expires`` (earlier or later)."""
+        self.expires = expires
+        if expires < self.queued:
+            self.watchdog.requeue(self)
 
     def content_started(self) -> None:
         """The first content arrived: only the idle gap and the deadline apply now."""
@@ -222,13 +237,34 @@ class Watchdog:
             if self._closed:
                 raise ProviderFailure(_CLOSED)
             self._live.add(watch)
-            heapq.heappush(self._heap, (watch.expires, next(self._seq), watch))
+            self._queue(watch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             wake = watch.expires < self._sleep_until
         if wake:
             self._wakeup.set()
+
+    def requeue(self, watch: _Watch) -> None:
+        """Look at ``watch`` again at its (earlier) expiry."""
+        with self._lock:
+            if watch not in self._live or watch.expires >= watch.queued:
+                return
+            self._queue(watch)
+            wake = watch.expires < self._sleep_until
+        if wake:
+            self._wakeup.set()
+
+    def _queue(self, watch: _Watch) -> None:
+        """Under the lock: look at ``watch`` when its expiry comes."""
+        key = watch.expires
+        heapq.heappush(self._heap, (key, next(self._seq), watch))
+        watch.queued = key
+        # The reader writes ``expires`` and then reads ``queued``; reading ``expires`` again
+        # after writing ``queued`` means one of the two always sees the other's write.
+        if watch.expires < key:
+            heapq.heappush(self._heap, (watch.expires, next(self._seq), watch))
+            watch.queued = watch.expires
 
     def unwatch(self, watch: _Watch) -> None:
         """Stop timing ``watch``: once this returns, its socket is never shut by us."""
@@ -300,8 +336,8 @@ class Watchdog:
                 continue
             if watch.expires <= now:
                 self._fire(watch, watch.expired(now))
-            else:  # it moved on since it was queued: requeue at its new expiry
-                heapq.heappush(heap, (watch.expires, next(self._seq), watch))
+            elif watch.queued <= now:  # it moved on since it was queued (and not queued since)
+                self._queue(watch)
         for watch in self._live:
             if watch.failure is None and watch.cancel.is_set():
                 self._fire(watch, _CANCELLED)
@@ -419,13 +455,53 @@ class HttpProvider:
             raise ProviderFailure(watch.failure) from None
 
     def _events(self, call: ProviderCall, watch: _Watch) -> Generator[Event, None, None]:
+        """Send the request and yield its events; every way out closes the response.
+
+        One generator frame from the socket to the caller: each level of delegation would
+        cost every chunk of every stream.
+        """
         try:
-            with self._guard(watch):
-                yield from self._exchange(call, watch)
+            with self._guard(watch), self._send(call, watch) as (response, chunks):
+                if self._is_whole(response, chunks, call, watch):
+                    yield from self._whole(chunks, watch)
+                    return
+                decoder = SSEDecoder()
+                parser = self._wire.parser(self._redact)
+                feed, parse, now, idle = decoder.feed, parser.event, self._clock.now, watch.idle
+                waiting = True  # for the first content
+                for chunk in chunks:
+                    pairs = feed(chunk)
+                    if not pairs:
+                        continue  # no whole event yet: a trickle is not progress
+                    for name, data in pairs:
+                        events = parse(name, data)
+                        if waiting and parser.content:
+                            waiting = False
+                            watch.content_started()
+                        if events:
+                            watch.expires = watch.deadline  # the caller's time is not idle
+                            if len(events) == 1:
+                                yield events[0]
+                            else:
+                                yield from events
+                    if parser.done:
+                        self._drain(chunks, watch)
+                        break
+                    watch.expires = min(now() + idle, watch.limit)
+                    if watch.expires < watch.queued:  # resumed after a long hold: rare
+                        self._watchdog.requeue(watch)
+                else:
+                    for name, data in decoder.flush():
+                        yield from parse(name, data)
+                yield from parser.end()
         finally:
             self._watchdog.unwatch(watch)
 
-    def _exchange(self, call: ProviderCall, watch: _Watch) -> Iterator[Event]:
+    @contextlib.contextmanager
+    def _send(
+        self, call: ProviderCall, watch: _Watch
+    ) -> Iterator[tuple[httpx.Response, Iterator[bytes]]]:
+        """Send the request; give the response (headers in) and its body's chunks."""
         if call.cancel.is_set():
             raise ProviderFailure(_CANCELLED)
         if call.remaining() <= 0:
@@ -449,48 +525,52 @@ class HttpProvider:
         ) as response:
             try:
                 watch.attach(response)
-                chunks = response.iter_bytes()
-                if not response.is_success:
-                    body, _ = self._read(chunks, MAX_ERROR_BODY, watch)
-                    raise ProviderFailure(
-                        classify(
-                            status=response.status_code,
-                            body=body,
-                            headers=response.headers,
-                            wall=call.clock.wall,
-                            redact=self._redact,
-                        )
-                    )
-                media = response.headers.get("content-type", "").partition(";")[0]
-                media = media.strip().lower()
-                if media == "application/json" or media.endswith("+json"):
-                    yield from self._whole(chunks, watch)
-                elif media in ("text/event-stream", ""):
-                    yield from self._stream(chunks, watch)
-                else:
-                    raise protocol_failure(
-                        f"HTTP {response.status_code} with content type {media!r}, "
-                        "not an event stream",
-                        self._redact,
-                    )
+                # iter_raw skips httpx's decoder layers; a compressed body needs them.
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                yield response, (response.iter_bytes() if encoded else response.iter_raw())
             finally:
                 # Before the connection goes back to the pool: never shut it after this.
                 self._watchdog.unwatch(watch)
+
+    def _is_whole(
+        self, response: httpx.Response, chunks: Iterator[bytes], call: ProviderCall, watch: _Watch
+    ) -> bool:
+        """True for a whole JSON answer, False for an event stream; raises for the rest."""
+        if not response.is_success:
+            body, _ = self._read(chunks, MAX_ERROR_BODY, watch)
+            raise ProviderFailure(
+                classify(
+                    status=response.status_code,
+                    body=body,
+                    headers=response.headers,
+                    wall=call.clock.wall,
+                    redact=self._redact,
+                )
+            )
+        media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media == "application/json" or media.endswith("+json"):
+            return True
+        if media in ("text/event-stream", ""):
+            return False
+        raise protocol_failure(
+            f"HTTP {response.status_code} with content type {media!r}, not an event stream",
+            self._redact,
+        )
 
     def _read(self, chunks: Iterator[bytes], limit: int, watch: _Watch) -> tuple[bytes, bool]:
         """Up to ``limit`` bytes of the body, and whether there was more."""
         parts: list[bytes] = []
         size = 0
         for chunk in chunks:
-            watch.expires = min(self._clock.now() + watch.idle, watch.limit)
+            watch.move(min(self._clock.now() + watch.idle, watch.limit))
             parts.append(chunk)
             size += len(chunk)
             if size > limit:
                 return b"".join(parts)[:limit], True
         return b"".join(parts), False
 
-    def _whole(self, chunks: Iterator[bytes], watch: _Watch) -> Iterator[Event]:
-        """A whole JSON answer where a stream was asked for: accepted as one event each."""
+    def _whole(self, chunks: Iterator[bytes], watch: _Watch) -> list[Event]:
+        """A whole JSON answer where a stream was asked for: accepted, one event each."""
         data, more = self._read(chunks, MAX_JSON_BODY, watch)
         if more:
             raise protocol_failure(f"a JSON answer larger than {MAX_JSON_BODY} bytes", self._redact)
@@ -502,42 +582,11 @@ class HttpProvider:
         events = self._wire.completion(payload, self._redact)
         watch.content_started()
         watch.expires = watch.deadline
-        yield from events
-
-    def _stream(self, chunks: Iterator[bytes], watch: _Watch) -> Iterator[Event]:
-        decoder = SSEDecoder()
-        parser = self._wire.parser(self._redact)
-        now = self._clock.now
-        idle = watch.idle
-
-        def parse(pairs: list[tuple[str, str]]) -> list[Event]:
-            events: list[Event] = []
-            for name, data in pairs:
-                events += parser.event(name, data)
-            if parser.content and watch.limit != watch.deadline:
-                watch.content_started()
-            return events
-
-        for chunk in chunks:
-            pairs = decoder.feed(chunk)
-            if not pairs:
-                continue  # no whole event yet: a trickle does not count as progress
-            events = parse(pairs)
-            if events:
-                watch.expires = watch.deadline  # the caller's time is not the provider's idle
-                yield from events
-            if parser.done:
-                break
-            watch.expires = min(now() + idle, watch.limit)
-        else:
-            yield from parse(decoder.flush())
-        if parser.done:
-            self._drain(chunks, watch)
-        yield from parser.end()
+        return events
 
     def _drain(self, chunks: Iterator[bytes], watch: _Watch) -> None:
         """Read what is left after the end event, briefly, so the connection is reusable."""
-        watch.expires = min(self._clock.now() + DRAIN_GRACE, watch.deadline)
+        watch.move(min(self._clock.now() + DRAIN_GRACE, watch.deadline))
         with contextlib.suppress(ProviderFailure), self._guard(watch):
             for _ in chunks:
                 pass

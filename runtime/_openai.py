@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json import loads
 from typing import Any
 
 from ._providers import ProviderCall
@@ -20,7 +21,6 @@ from ._wire import (
     as_dict,
     as_str,
     error_failure,
-    json_object,
     protocol_failure,
     usage,
 )
@@ -130,27 +130,40 @@ class _ChunkParser:
         if data == "[DONE]":
             self.done = True
             return []
-        chunk = json_object(data, "an event-stream chunk", self._redact)
+        try:
+            chunk = loads(data)
+        except ValueError:
+            raise protocol_failure(
+                "an event-stream chunk is not valid JSON", self._redact
+            ) from None
+        if type(chunk) is not dict:
+            raise protocol_failure("an event-stream chunk is not a JSON object", self._redact)
+        # ``in`` tests before lookups: most chunks carry only choices[0].delta.content.
         if chunk.get("error"):
             raise error_failure(chunk, self._redact)
-        if (raw_usage := chunk.get("usage")) is not None:
-            self._usage = _usage(raw_usage)
+        if "usage" in chunk and chunk["usage"] is not None:
+            self._usage = _usage(chunk["usage"])
         choices = chunk.get("choices")
-        if not choices or not isinstance(choices, list):
+        if not choices or type(choices) is not list:
             return []
         choice = choices[0]
-        if not isinstance(choice, dict):
+        if type(choice) is not dict:
             raise protocol_failure("a chunk choice is not an object", self._redact)
         if finish := choice.get("finish_reason"):
             self._finish = as_str(finish) or None
         delta = choice.get("delta")
-        if not delta or not isinstance(delta, dict):
+        if not delta or type(delta) is not dict:
+            return []
+        text = delta.get("content")
+        if not ("reasoning_content" in delta or "reasoning" in delta or "tool_calls" in delta):
+            if text and type(text) is str:
+                self.content = True
+                return [TextDelta(text)]
             return []
         events: list[Event] = []
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             events.append(ReasoningDelta(reasoning))
-        text = delta.get("content")
         if text and isinstance(text, str):
             events.append(TextDelta(text))
         if events:

@@ -36,7 +36,17 @@ class SSEDecoder:
         [('', '{"a": 1}')]
     """
 
-    __slots__ = ("_cr", "_data", "_event", "_held", "_limit", "_partial", "_pending", "_started")
+    __slots__ = (
+        "_cr",
+        "_data",
+        "_event",
+        "_held",
+        "_limit",
+        "_names",
+        "_partial",
+        "_pending",
+        "_started",
+    )
 
     def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
         self._limit = limit
@@ -46,15 +56,40 @@ class SSEDecoder:
         self._cr = False  # the last chunk ended in CR: a LF starting the next one is its pair
         self._started = False  # the first line (where a BOM may sit) has been seen
         self._event = ""
-        self._data: list[str] = []
+        self._data: list[bytes] = []
+        self._names: dict[bytes, str] = {}  # event lines already decoded
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
         """Decode one chunk; raises :class:`SSEError` on bad UTF-8 or an oversized event."""
+        if (
+            chunk[-2:] == b"\n\n"
+            and 13 not in chunk  # CR; an int needle is a memchr, a bytes one is not
+            and self._started
+            and not (self._partial or self._data or self._cr)
+            and len(chunk) <= self._limit
+        ):
+            # The hot path: servers write one whole event per chunk, usually one ``data``
+            # line, perhaps after an ``event`` line. Anything else takes the general path.
+            body = chunk[:-2]
+            if 10 not in body:
+                if body[:6] == b"data: ":
+                    name, self._event = self._event, ""
+                    return [(name, _utf8(body[6:]))]
+            elif body[:7] == b"event: ":
+                head, _, line = body.partition(b"\n")
+                if line[:6] == b"data: " and 10 not in line:
+                    self._event = ""
+                    known = self._names.get(head)
+                    if known is None:
+                        known = _utf8(head[7:])
+                        if len(self._names) < 64:  # a stream uses a handful of event names
+                            self._names[head] = known
+                    return [(known, _utf8(line[6:]))]
         if self._cr:
             self._cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        if b"\r" in chunk:
+        if 13 in chunk:
             self._cr = chunk[-1:] == b"\r"
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = chunk.split(b"\n")
@@ -93,30 +128,34 @@ class SSEDecoder:
             self._started = True
             if lines[0].startswith(_BOM):
                 lines[0] = lines[0][len(_BOM) :]
+        data = self._data
         for raw in lines:
-            if len(raw) > self._limit:
-                raise SSEError(f"an event stream line is larger than {self._limit} bytes")
             if not raw:
-                if self._data:
-                    events.append((self._event, "\n".join(self._data)))
-                    self._data = []
+                if data:
+                    events.append((self._event, _utf8(b"\n".join(data))))
+                    data.clear()
                     self._held = 0
                 self._event = ""
-                continue
-            if raw[:1] == b":":
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise SSEError(f"the event stream is not valid UTF-8: {error.reason}") from None
-            name, colon, value = line.partition(":")
-            if colon and value[:1] == " ":
-                value = value[1:]
-            if name == "data":
-                self._data.append(value)
+            elif raw[:5] == b"data:":  # the hot path: no decoding until the event is whole
+                data.append(raw[6:] if raw[5:6] == b" " else raw[5:])
                 self._held += len(raw)
                 if self._held > self._limit:
                     raise SSEError(f"an event stream event is larger than {self._limit} bytes")
-            elif name == "event":
-                self._event = value
+            elif raw[:1] != b":":
+                if len(raw) > self._limit:
+                    raise SSEError(f"an event stream line is larger than {self._limit} bytes")
+                name, colon, value = _utf8(raw).partition(":")
+                if colon and value[:1] == " ":
+                    value = value[1:]
+                if name == "data":
+                    data.append(value.encode())
+                elif name == "event":
+                    self._event = value
         return events
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as error:
+        raise SSEError(f"the event stream is not valid UTF-8: {error.reason}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json import loads
 from typing import Any, Protocol
 
 from ._classify import Failure, classify, transport_failure
@@ -75,10 +76,10 @@ def error_failure(payload: object, redact: Redactor) -> ProviderFailure:
 def json_object(data: str | bytes, what: str, redact: Redactor) -> dict[str, Any]:
     """``data`` parsed as a JSON object, or a protocol failure naming ``what``."""
     try:
-        value = json.loads(data)
+        value = loads(data)
     except ValueError:  # includes UnicodeDecodeError for bytes
         raise protocol_failure(f"{what} is not valid JSON", redact) from None
-    if not isinstance(value, dict):
+    if type(value) is not dict:  # once per chunk: the exact test is the cheap one
         raise protocol_failure(f"{what} is not a JSON object", redact)
     return value
 

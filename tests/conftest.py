@@ -13,7 +13,7 @@ import pykka
 import pytest
 import support
 
-from runtime import Config, ProviderConfig, Runtime
+from runtime import Config, ProviderCall, ProviderConfig, Runtime
 from runtime.testing import FakeClock, ScriptedProvider
 
 # freezegun would also freeze the timeouts of pykka's futures (and so hang live actors):
@@ -139,3 +139,31 @@ def no_actor_survives() -> Iterator[None]:
     leaked = pykka.ActorRegistry.get_all()
     pykka.ActorRegistry.stop_all(timeout=10)
     assert not leaked, f"actors still running after the test: {leaked}"
+
+
+MakeCall = Callable[..., ProviderCall]
+
+
+@pytest.fixture
+def make_call() -> MakeCall:
+    """Build a ProviderCall; keyword arguments override the defaults."""
+
+    def make(**fields: Any) -> ProviderCall:
+        values: dict[str, Any] = {
+            "model": "m",
+            "api_key": "sk-test-123456789",
+            "messages": ({"role": "user", "content": "hi"},),
+            "max_tokens": None,
+            "temperature": None,
+            "tools": (),
+            "deadline": 10.0,
+            "connect_timeout": 1.0,
+            "first_token_timeout": 1.0,
+            "idle_timeout": 1.0,
+            "clock": FakeClock(),
+            "cancel": threading.Event(),
+        }
+        values.update(fields)
+        return ProviderCall(**values)
+
+    return make

@@ -7,16 +7,21 @@ the suite stays fast, and time bounds are generous so a noisy machine does not f
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import freezegun
 import httpx
 import pytest
+from conftest import MakeCall
 
 from actors._directory import profile_name
 from actors.messages import Inspect
@@ -26,7 +31,9 @@ from runtime import (
     CooldownConfig,
     DeadlineExceeded,
     ErrorKind,
+    ProviderCall,
     ProviderConfig,
+    ProviderFailure,
     Request,
     RequestRejected,
     RetryConfig,
@@ -38,7 +45,8 @@ from runtime import (
     ToolCall,
     Usage,
 )
-from runtime._http import HTTPX_ERRORS, transport_failure_of
+from runtime._clock import SystemClock
+from runtime._http import HTTPX_ERRORS, HttpProvider, http_provider, transport_failure_of
 from runtime._redact import PIECE, Redactor
 from runtime.testing import (
     Cut,
@@ -506,10 +514,11 @@ def test_an_output_ceiling_the_default_exceeds_moves_on(server: FakeServer, api:
             assert rt.complete(ask()).served_by.model == "p/fallback"
 
 
-def test_connect_timeout_moves_to_the_next_model_at_once(server: FakeServer) -> None:
+@pytest.mark.parametrize("api", APIS)
+def test_connect_timeout_moves_to_the_next_model_at_once(server: FakeServer, api: str) -> None:
     with connect_blackhole() as url:
-        dead = provider(url, "openai", name="dead", connect_timeout=0.3)
-        config = make_config(server, "openai", fallbacks=("p/fallback",), extra=(dead,))
+        dead = provider(url, api, name="dead", connect_timeout=0.3)
+        config = make_config(server, api, fallbacks=("p/fallback",), extra=(dead,))
         with Runtime(config) as rt:
             start = time.monotonic()
             done = rt.complete(ask("dead/m"))
@@ -521,9 +530,10 @@ def test_connect_timeout_moves_to_the_next_model_at_once(server: FakeServer) -> 
     assert 0.25 <= took < 0.3 + SLACK  # one try: a hung target is not retried in place
 
 
-def test_connection_refused_is_transient(server: FakeServer) -> None:
-    dead = provider(closed_port_url(), "anthropic", name="dead")
-    with Runtime(make_config(server, "openai", extra=(dead,))) as rt:
+@pytest.mark.parametrize("api", APIS)
+def test_connection_refused_is_transient(server: FakeServer, api: str) -> None:
+    dead = provider(closed_port_url(), api, name="dead")
+    with Runtime(make_config(server, api, extra=(dead,))) as rt:
         done = rt.complete(ask("dead/m"))
     assert done.served_by.model == "p/fallback"
     assert [a.kind for a in done.attempts if a.outcome == "error"] == [ErrorKind.TRANSIENT] * 2
@@ -532,12 +542,16 @@ def test_connection_refused_is_transient(server: FakeServer) -> None:
 
 @pytest.mark.parametrize("api", APIS)
 def test_a_trickle_before_the_first_token_is_an_idle_timeout(server: FakeServer, api: str) -> None:
-    server.script("m", Trickle(interval=0.05))
+    server.script("m", Trickle(interval=0.05))  # bytes keep coming, but never a whole event
     timeouts = {"first_token_timeout": 30.0, "idle_timeout": 0.3}
     with Runtime(make_config(server, api, timeouts=timeouts)) as rt:
-        took = elapsed(lambda: rt.complete(ask()))
-        done = rt.complete(ask("p/other"))
-    assert done.served_by.model == "p/other"
+        start = time.monotonic()
+        done = rt.complete(ask())
+        took = time.monotonic() - start
+    assert done.served_by.model == "p/fallback"
+    failed = done.attempts[0]
+    assert failed.kind is ErrorKind.TRANSIENT
+    assert "idle" in failed.message
     assert took < 0.3 + SLACK
 
 
@@ -768,6 +782,22 @@ def test_a_slow_reader_is_not_an_idle_provider(server: FakeServer, api: str) -> 
     assert [first, *rest][:3] == [TextDelta("a"), TextDelta("b"), TextDelta("c")]
 
 
+@pytest.mark.parametrize("api", APIS)
+def test_a_reader_that_held_an_event_long_still_gets_idle_timeouts(
+    server: FakeServer, api: str
+) -> None:
+    server.default = Trickle(interval=0.05, after=1)  # one chunk, then a byte at a time
+    config = make_config(server, api, timeouts={"idle_timeout": 0.3}, request_timeout=20.0)
+    with Runtime(config) as rt:
+        stream = rt.stream(ask())
+        assert next(stream) == TextDelta("x")
+        threading.Event().wait(0.6)  # the caller holds the event past the idle budget
+        start = time.monotonic()
+        with pytest.raises(StreamInterrupted, match="idle"):
+            list(stream)
+        assert time.monotonic() - start < 0.3 + SLACK  # not at the 20 s deadline
+
+
 # --- closing early, stopping, concurrency ---------------------------------------------------
 
 
@@ -965,3 +995,132 @@ def test_httpx_errors_map_to_their_kind(error: Exception, kind: ErrorKind, timeo
     failure = transport_failure_of(error, Redactor())
     assert (failure.kind, failure.timeout) == (kind, timeout)
     assert type(error).__name__ in failure.message
+
+
+# --- the adapter on its own: cancellation and closing ----------------------------------------
+
+
+@pytest.fixture
+def adapter(server: FakeServer) -> Iterator[HttpProvider]:
+    config = provider(server.openai_url, "openai")
+    adapter = http_provider(config, workers=2, clock=SystemClock(), redact=Redactor([MAIN]))
+    yield adapter
+    adapter.close()
+
+
+def _hanging_call(make_call: MakeCall, **fields: Any) -> ProviderCall:
+    clock = SystemClock()
+    return make_call(
+        api_key=MAIN,
+        clock=clock,
+        deadline=clock.now() + 30,
+        first_token_timeout=None,
+        idle_timeout=30.0,
+        **fields,
+    )
+
+
+def _fails_promptly(
+    adapter: HttpProvider,
+    call: ProviderCall,
+    interrupt: Callable[[], None],
+    server: FakeServer,
+    calls_before: int,
+) -> ProviderFailure:
+    outcome: list[ProviderFailure] = []
+
+    def read() -> None:
+        try:
+            list(adapter.open(call))
+        except ProviderFailure as failure:
+            outcome.append(failure)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert server.wait_for(lambda s: len(s.calls) == calls_before + 1, timeout=5)
+    interrupt()
+    reader.join(timeout=SLACK + 1)
+    assert not reader.is_alive()
+    return outcome[0]
+
+
+@pytest.mark.parametrize("reused", [False, True], ids=["new-connection", "keep-alive"])
+def test_cancel_ends_a_hanging_call(
+    server: FakeServer, adapter: HttpProvider, make_call: MakeCall, reused: bool
+) -> None:
+    if reused:  # a reused connection has no connect trace: its socket is learnt later
+        list(adapter.open(_hanging_call(make_call)))
+    server.default = Hang()
+    call = _hanging_call(make_call)
+    failure = _fails_promptly(adapter, call, call.cancel.set, server, int(reused))
+    assert "cancelled" in str(failure)
+    assert server.accepted == 1  # the hanging call really did reuse the first connection
+    assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
+
+
+def test_cancel_ends_a_committed_stream(
+    server: FakeServer, adapter: HttpProvider, make_call: MakeCall
+) -> None:
+    server.default = Reply("ab", chunks=2, chunk_delay=30.0)
+    call = _hanging_call(make_call)
+    stream = adapter.open(call)
+    assert next(stream) == TextDelta("a")
+    call.cancel.set()
+    start = time.monotonic()
+    with pytest.raises(ProviderFailure, match="cancelled"):
+        next(stream)
+    assert time.monotonic() - start < SLACK
+
+
+def test_closing_the_adapter_ends_calls_in_flight_and_its_thread(
+    server: FakeServer, adapter: HttpProvider, make_call: MakeCall
+) -> None:
+    server.default = Hang()
+    failure = _fails_promptly(adapter, _hanging_call(make_call), adapter.close, server, 0)
+    assert "closed" in str(failure)
+    assert not [t for t in threading.enumerate() if t.name.startswith("switchover-watchdog")]
+    with pytest.raises(ProviderFailure, match="closed"):
+        next(adapter.open(_hanging_call(make_call)))
+
+
+# --- HTTPS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
+    """A FakeServer over HTTPS with a throwaway certificate the clients trust."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx trusts it (trust_env)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FakeServer(tls=context) as fake:
+        yield fake
+
+
+def test_https_round_trip(tls_server: FakeServer) -> None:
+    tls_server.default = Reply("secure", chunks=2)
+    assert tls_server.url.startswith("https://")
+    with Runtime(make_config(tls_server, "anthropic")) as rt:
+        assert rt.complete(ask()).text == "secure"
+
+
+def test_cancel_ends_a_hanging_https_call(tls_server: FakeServer, make_call: MakeCall) -> None:
+    # The TLS socket replaces the TCP one during the handshake: the watchdog must shut that.
+    tls_server.default = Hang()
+    config = provider(tls_server.openai_url, "openai")
+    https = http_provider(config, workers=1, clock=SystemClock(), redact=Redactor([MAIN]))
+    try:
+        call = _hanging_call(make_call)
+        failure = _fails_promptly(https, call, call.cancel.set, tls_server, 0)
+    finally:
+        https.close()
+    assert "cancelled" in str(failure)
