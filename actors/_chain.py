@@ -29,6 +29,7 @@ from runtime._errors import (
 from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
 from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
 from runtime._types import Attempt, Event, ServedBy
+from runtime.history import AttemptRecord
 
 from ._base import Cell, Context, SwitchoverActor
 from ._directory import HEALTH, Directory, profile_name
@@ -113,6 +114,9 @@ class ChainActor(SwitchoverActor):
         self._idle = idle
 
     def on_start(self) -> None:
+        super().on_start()
+        # A restarted worker starts idle: a chain actor keeps nothing between requests.
+        self.publish(IDLE)
         self._idle.put(self.actor_ref)
 
     def handle(self, message: Any) -> Any:
@@ -126,10 +130,13 @@ class ChainActor(SwitchoverActor):
             )
         )
         try:
-            return _Walk(self, message).run()
+            answer = _Walk(self, message).run()
         finally:
             self.publish(IDLE)
-            self._idle.put(self.actor_ref)
+        # Back to the pool only after a clean walk: a worker that crashed is replaced, and
+        # its replacement joins the pool itself.
+        self._idle.put(self.actor_ref)
+        return answer
 
 
 class _Walk:
@@ -142,6 +149,7 @@ class _Walk:
         self.clock = actor.clock
         self.config = actor._config
         self.directory = actor._directory
+        self.history = actor.history
         self.attempts: list[Attempt] = []
 
     # -- the walk --------------------------------------------------------------------------
@@ -169,16 +177,19 @@ class _Walk:
     def _status(self, **changes: Any) -> None:
         self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))
 
-    def _check_time(self) -> None:
+    def _check_time(self) -> float:
+        """Stop if the runtime is stopping or the deadline has passed; else the time now."""
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
-        if self.clock.now() >= self.run_msg.deadline:
+        now = self.clock.now()
+        if now >= self.run_msg.deadline:
             raise _Stop(
                 DeadlineExceeded(
                     f"request timed out after {len(self.attempts)} attempts",
                     attempts=tuple(self.attempts),
                 )
             )
+        return now
 
     def _skip(self, entry: ChainEntry, profile: str | None, why: str) -> None:
         self.attempts.append(
@@ -190,14 +201,30 @@ class _Walk:
                 message=why,
             )
         )
+        if self.history is not None:
+            now = self.clock.now()
+            self.history.record(
+                AttemptRecord(
+                    request_id=self.run_msg.request_id,
+                    model=entry.key,
+                    provider=entry.provider,
+                    profile=profile,
+                    outcome="skipped",
+                    kind=None,
+                    probe=False,
+                    gate_at=now,
+                    start=now,
+                    end=now,
+                )
+            )
 
     def _entry(self, entry: ChainEntry, *, last: bool) -> Committed | None:
         """Try one chain entry; None means go on to the next."""
-        self._check_time()
+        now = self._check_time()
         probe = False
         row = self.directory.cell(HEALTH).state.get(entry.key)
-        if row is not None and model_gate(row, self.clock.now()) != "ready":
-            if model_gate(row, self.clock.now()) == "cooling":
+        if row is not None and model_gate(row, now) != "ready":
+            if model_gate(row, now) == "cooling":
                 self._skip(entry, None, f"model {row.state}")
                 return None
             permit = self._ask(HEALTH, AcquireModel(entry.key))
@@ -205,7 +232,7 @@ class _Walk:
                 reason = permit.reason if isinstance(permit, ModelPermit) else "health unavailable"
                 self._skip(entry, None, f"model {reason}")
                 return None
-            probe = True
+            probe = permit.probe
         verdict: Failure | None = None
         try:
             committed = self._profiles(entry, last=last, probe=probe)
@@ -229,58 +256,89 @@ class _Walk:
         for profile, key in provider_config.profiles.items():
             name = profile_name(entry.provider, profile)
             state = self.directory.cell(name).state
-            gate = key_gate(state, self.clock.now())
+            now = self.clock.now()
+            gate = key_gate(state, now)
             if gate == "cooling":
-                left = state.cooldown_until - self.clock.now()
+                left = state.cooldown_until - now
                 self._skip(entry, profile, f"key cooling for {left:.1f}s")
                 continue
+            held = False  # a permit for a key whose cooldown ended, until an outcome is told
             if gate == "expired":
                 permit = self._ask(name, AcquireKey())
                 if not isinstance(permit, KeyPermit) or not permit.granted:
                     reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
                     self._skip(entry, profile, reason)
                     continue
+                held = True
             tries = 0
-            while True:
-                self._check_time()
-                outcome = self._call(entry, profile, key, max_tokens, last=last, probe=probe)
-                if isinstance(outcome, Committed):
-                    return outcome
-                failure = outcome
-                self.directory.tell(name, KeyOutcome("error", failure))
-                kind = failure.kind
-                if kind in KEY_KINDS:
-                    key_failure = failure
-                    break
-                if kind is ErrorKind.MODEL_MISSING or (
-                    kind is ErrorKind.TRANSIENT and failure.timeout
-                ):
-                    raise _NextModel(failure)
-                if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
-                    tries += 1
-                    if tries < self.config.retry.attempts:
-                        self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
-                        continue
-                    raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
-                if kind is ErrorKind.OUTPUT_LIMIT and max_tokens is not None:
-                    max_tokens = None  # for this model only, once
-                    continue
-                if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
-                    raise _NextModel()  # the model's own default is too high; not the caller's
-                if kind in (
-                    ErrorKind.OUTPUT_LIMIT,
-                    ErrorKind.CONTEXT_EXCEEDED,
-                    ErrorKind.BAD_REQUEST,
-                ):
-                    raise _Stop(
-                        RequestRejected(
-                            _rejection(kind, failure), kind=kind, attempts=tuple(self.attempts)
-                        )
+            try:
+                while True:
+                    gate_at = self._check_time()
+                    if not self._model_open(entry, gate_at, probe=probe):
+                        self._skip(entry, profile, "model cooled down by another request")
+                        raise _NextModel()
+                    if not self._key_open(name, gate_at, held=held):
+                        self._skip(entry, profile, "key cooled down by another request")
+                        break
+                    outcome = self._call(
+                        entry, profile, key, max_tokens, last=last, probe=probe, gate_at=gate_at
                     )
-                raise _NextModel()  # invalid_request: this model cannot take it
+                    if isinstance(outcome, Committed):
+                        held = False  # the stream reports the key's outcome when it ends
+                        return outcome
+                    failure = outcome
+                    self.directory.tell(name, KeyOutcome("error", failure))
+                    held = False
+                    kind = failure.kind
+                    if kind in KEY_KINDS:
+                        key_failure = failure
+                        break
+                    if kind is ErrorKind.MODEL_MISSING or (
+                        kind is ErrorKind.TRANSIENT and failure.timeout
+                    ):
+                        raise _NextModel(failure)
+                    if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
+                        tries += 1
+                        if tries < self.config.retry.attempts:
+                            self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
+                            continue
+                        raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
+                    if kind is ErrorKind.OUTPUT_LIMIT and max_tokens is not None:
+                        max_tokens = None  # for this model only, once
+                        continue
+                    if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
+                        raise _NextModel()  # the model's own default is too high
+                    if kind in (
+                        ErrorKind.OUTPUT_LIMIT,
+                        ErrorKind.CONTEXT_EXCEEDED,
+                        ErrorKind.BAD_REQUEST,
+                    ):
+                        raise _Stop(
+                            RequestRejected(
+                                _rejection(kind, failure), kind=kind, attempts=tuple(self.attempts)
+                            )
+                        )
+                    raise _NextModel()  # invalid_request: this model cannot take it
+            finally:
+                if held:  # left without a call outcome: let the next caller have the key
+                    self.directory.tell(name, KeyOutcome("released"))
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
         return None
+
+    def _model_open(self, entry: ChainEntry, now: float, *, probe: bool) -> bool:
+        """Re-read just before a call: another request may have cooled the model since the
+        entry began. The probe holder may call a model whose wait is over."""
+        row = self.directory.cell(HEALTH).state.get(entry.key)
+        if row is None:
+            return True
+        gate = model_gate(row, now)
+        return gate == "ready" or (probe and gate == "expired")
+
+    def _key_open(self, name: str, now: float, *, held: bool) -> bool:
+        """Re-read just before a call: another request's failure may have cooled the key."""
+        gate = key_gate(self.directory.cell(name).state, now)
+        return gate == "ready" or (held and gate == "expired")
 
     def _sleep(self, delay: float) -> None:
         if self.clock.now() + delay >= self.run_msg.deadline:
@@ -295,15 +353,15 @@ class _Walk:
             self._check_time()
 
     def _ask(self, name: str, message: object) -> object:
-        member = self.directory.members.get(name)
+        """Ask for a permit; None if none came (the caller then skips, never waits on)."""
         timeout = min(PERMIT_TIMEOUT, max(0.0, self.run_msg.deadline - self.clock.now()))
-        if member is None or member.ref is None:
-            return None
         try:
-            return member.ref.ask(message, timeout=timeout)
+            return self.directory.ask(name, message, timeout)
         except (pykka.Timeout, pykka.ActorDeadError):
             log.warning("no permit from %s within %.2fs", name, timeout)
-            return None
+        except Exception as error:  # it crashed on our ask; the supervisor restarts it
+            log.warning("%s failed to answer a permit: %s", name, type(error).__name__)
+        return None
 
     # -- one attempt -----------------------------------------------------------------------
 
@@ -316,7 +374,9 @@ class _Walk:
         *,
         last: bool,
         probe: bool,
+        gate_at: float,
     ) -> Committed | Failure:
+        """One provider call; ``gate_at`` is when the gates were read (for the history)."""
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         started = self.clock.now()
@@ -367,10 +427,12 @@ class _Walk:
                 first=first,
                 stream=stream,
                 probe=probe,
+                gate_at=gate_at,
                 started=started,
             )
         if stream is not None:
             stream.close()
+        ended = self.clock.now()
         self.attempts.append(
             Attempt(
                 model=entry.key,
@@ -381,9 +443,24 @@ class _Walk:
                 status=failure.status,
                 code=failure.code,
                 message=failure.message,
-                duration=self.clock.now() - started,
+                duration=ended - started,
             )
         )
+        if self.history is not None:
+            self.history.record(
+                AttemptRecord(
+                    request_id=self.run_msg.request_id,
+                    model=entry.key,
+                    provider=entry.provider,
+                    profile=profile,
+                    outcome="error",
+                    kind=failure.kind,
+                    probe=probe,
+                    gate_at=gate_at,
+                    start=started,
+                    end=ended,
+                )
+            )
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
         return failure

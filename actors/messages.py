@@ -61,9 +61,11 @@ class AcquireModel:
 
 @attrs.frozen
 class ModelPermit:
-    """Answer to AcquireModel: ``reason`` is None when the probe is granted."""
+    """Answer to AcquireModel: ``reason`` is None when the model may be called; ``probe``
+    then says whether this caller holds its single probe (False: it was healthy again)."""
 
     reason: str | None
+    probe: bool = False
 
 
 @attrs.frozen
@@ -104,6 +106,7 @@ class Committed:
     first: Event
     stream: Any = attrs.field(repr=False)
     probe: bool
+    gate_at: float
     started: float
 
 
@@ -117,7 +120,18 @@ class Failed:
 
 @attrs.frozen
 class ActorCrashed:
-    """Tell the supervisor that an actor's handler raised unexpectedly."""
+    """Tell the supervisor that an actor's handler raised unexpectedly.
+
+    ``urn`` identifies the crashed incarnation; ``pending`` holds the pykka envelopes still
+    queued for it, for the supervisor to hand to its replacement.
+    """
 
     name: str
     error: str
+    urn: str
+    pending: tuple[Any, ...] = attrs.field(default=(), repr=False)
+
+
+@attrs.frozen
+class Sweep:
+    """Tell a restarted supervisor to restart every actor that died while it was down."""

@@ -13,10 +13,12 @@ from actors._directory import HEALTH, profile_name
 from actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
 
 from ._classify import Failure
+from ._clock import Clock
 from ._errors import ErrorKind, RuntimeStoppedError, StreamInterrupted
 from ._policy import HEALTHY
 from ._providers import ProviderFailure
 from ._types import Attempt, Done, Event, ServedBy, TextDelta
+from .history import AttemptRecord, History, RequestClosed, Terminal
 
 log = logging.getLogger("switchover")
 
@@ -35,11 +37,18 @@ class Stream:
     """
 
     def __init__(
-        self, committed: Committed, directory: Directory, stopping: threading.Event
+        self,
+        committed: Committed,
+        directory: Directory,
+        stopping: threading.Event,
+        clock: Clock,
+        history: History | None = None,
     ) -> None:
         self._committed = committed
         self._directory = directory
         self._stopping = stopping
+        self._clock = clock
+        self._history = history
         self._pending: Event | None = committed.first
         self._source: Iterator[Event] = committed.stream
         self._attempts = committed.attempts
@@ -131,6 +140,31 @@ class Stream:
             self._directory.tell(HEALTH, ModelOutcome(model, verdict, failure))
         elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
             self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
+        if self._history is not None:
+            self._record(verdict, failure)
+
+    def _record(self, verdict: Verdict, failure: Failure | None) -> None:
+        assert self._history is not None
+        committed = self._committed
+        ended = self._clock.now()
+        self._history.record(
+            AttemptRecord(
+                request_id=committed.request_id,
+                model=committed.entry.key,
+                provider=committed.served_by.provider,
+                profile=committed.served_by.profile,
+                outcome=verdict,
+                kind=failure.kind if failure is not None else None,
+                probe=committed.probe,
+                gate_at=committed.gate_at,
+                start=committed.started,
+                end=ended,
+            )
+        )
+        terminal: Terminal = "served" if verdict == "ok" else "released"
+        if verdict == "error":
+            terminal = "stopped" if self._stopping.is_set() else "interrupted"
+        self._history.record(RequestClosed(committed.request_id, terminal, ended))
 
     def _source_close(self) -> None:
         close = getattr(self._source, "close", None)
