@@ -116,8 +116,8 @@ class ChainActor(SwitchoverActor):
     def on_start(self) -> None:
         super().on_start()
         # A restarted worker starts idle: a chain actor keeps nothing between requests.
+        # (Its supervisor put it in the idle queue when it started it.)
         self.publish(IDLE)
-        self._idle.put(self.actor_ref)
 
     def handle(self, message: Any) -> Any:
         if not isinstance(message, RunRequest):
@@ -244,9 +244,9 @@ class _Walk:
             return None
         finally:
             if verdict is not None:
-                self.directory.tell(HEALTH, ModelOutcome(entry.key, "error", verdict))
+                self.directory.tell(HEALTH, ModelOutcome(entry.key, "error", verdict, probe))
             elif probe:
-                self.directory.tell(HEALTH, ModelOutcome(entry.key, "released"))
+                self.directory.tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
 
     def _profiles(self, entry: ChainEntry, *, last: bool, probe: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)

@@ -69,11 +69,11 @@ class HealthActor(SwitchoverActor):
                 and message.failure is not None
                 and message.failure.kind in MODEL_KINDS
             ):
-                self._set(
-                    message.model, model_failure(row, message.failure, now, self._cooldown), now
-                )
-            else:
+                row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
+                self._set(message.model, row, now)
+            elif message.probe:
                 self._set(message.model, model_release(row), now)
+            # Anything else is a non-prober's outcome that says nothing about the model.
             return None
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)

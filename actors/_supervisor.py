@@ -114,22 +114,23 @@ class Supervisor:
             table_view,
             lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown, lease=lease),
         )
-        for index in range(config.chain_workers):
-            self._add(
-                chain_name(index),
-                "chain",
-                IDLE,
-                chain_view,
-                lambda cell: ChainActor.start(
-                    cell,
-                    context,
-                    config=config,
-                    providers=providers,
-                    directory=self.directory,
-                    rng=rng,
-                    idle=self.idle,
-                ),
+
+        def start_chain(cell: Cell) -> pykka.ActorRef[Any]:
+            ref = ChainActor.start(
+                cell,
+                context,
+                config=config,
+                providers=providers,
+                directory=self.directory,
+                rng=rng,
+                idle=self.idle,
             )
+            # Idle from the moment it exists, before anyone can see it in the directory.
+            self.idle.put(ref)
+            return ref
+
+        for index in range(config.chain_workers):
+            self._add(chain_name(index), "chain", IDLE, chain_view, start_chain)
         self._add(
             SUPERVISOR,
             "supervisor",
@@ -200,13 +201,14 @@ class Supervisor:
         old = member.cell.thread
         if old is not None and old is not threading.current_thread():
             old.join(STOP_TIMEOUT)  # it is past its last message; only teardown is left
+        member.cell.restarts += 1  # counted before the replacement can be seen at work
         try:
             ref = self._spawners[name](member.cell)
         except Exception:
+            member.cell.restarts -= 1
             log.exception("could not restart %s; the next sweep tries again", name)
             settle(pending, f"{name} could not be restarted")
             return
-        member.cell.restarts += 1
         # Queued before the directory points at the new actor, so they come first.
         redeliver(ref, pending)
         self.directory.replace(name, Member(ref=ref, cell=member.cell))

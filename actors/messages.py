@@ -70,11 +70,12 @@ class ModelPermit:
 
 @attrs.frozen
 class ModelOutcome:
-    """Tell the HealthActor how a call on a model ended."""
+    """Tell the HealthActor how a call on a model ended; ``probe``: from the probe holder."""
 
     model: str
     verdict: Verdict
     failure: Failure | None = None
+    probe: bool = False
 
 
 @attrs.frozen

@@ -137,7 +137,9 @@ class Stream:
         )
         model = self._committed.entry.key
         if verdict == "error" or self._committed.probe:
-            self._directory.tell(HEALTH, ModelOutcome(model, verdict, failure))
+            self._directory.tell(
+                HEALTH, ModelOutcome(model, verdict, failure, self._committed.probe)
+            )
         elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
             self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
         if self._history is not None:

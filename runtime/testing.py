@@ -10,8 +10,10 @@ Example:
 from __future__ import annotations
 
 import collections
+import itertools
+import random
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -115,6 +117,35 @@ class Refuse:
 
 Step = Reply | Fail | StreamError | Cut | Hang | Refuse
 Rule = Callable[[ProviderCall], Step]
+
+#: A mix of every fault a provider fleet shows, by weight (mostly successes).
+MIXED_FAULTS: tuple[tuple[Step, float], ...] = (
+    (Reply("hello there", chunks=3), 70.0),
+    (Fail(429, {"error": {"type": "rate_limit_error", "message": "slow down"}}), 8.0),
+    (Fail(500, {"error": {"type": "server_error", "message": "boom"}}), 5.0),
+    (Fail(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}), 3.0),
+    (Fail(401, {"error": {"code": "invalid_api_key", "message": "bad key"}}), 2.0),
+    (Fail(402, {"error": {"code": "insufficient_quota", "message": "no credit"}}), 1.0),
+    (Fail(404, {"error": {"code": "model_not_found", "message": "no such model"}}), 1.0),
+    (Fail(400, {"error": {"message": "nope"}}), 1.0),
+    (StreamError({"type": "error", "error": {"type": "overloaded_error"}}), 2.0),
+    (Cut(after=1), 3.0),
+    (Refuse(), 2.0),
+    (Hang(), 1.0),
+    (Reply("late", delay=10.0), 1.0),
+)
+
+
+def random_faults(rng: random.Random, mix: Sequence[tuple[Step, float]] = MIXED_FAULTS) -> Rule:
+    """A rule for :meth:`ScriptedProvider.rule` drawing each call's step from ``mix`` by
+    weight, with ``rng`` (deterministic for a seeded one, when called from one thread)."""
+    steps = [step for step, _ in mix]
+    weights = list(itertools.accumulate(weight for _, weight in mix))
+
+    def rule(call: ProviderCall) -> Step:
+        return rng.choices(steps, cum_weights=weights)[0]
+
+    return rule
 
 
 @attrs.frozen
@@ -254,6 +285,7 @@ __all__ = [
     "Fail",
     "FakeClock",
     "Hang",
+    "MIXED_FAULTS",
     "Refuse",
     "Reply",
     "ScriptedProvider",
@@ -261,4 +293,5 @@ __all__ = [
     "StreamError",
     "SystemClock",
     "failure",
+    "random_faults",
 ]
