@@ -1,56 +1,26 @@
-"""Configs and helpers shared by the reliability tests (supervision, history, lifecycle)."""
+"""Configs and helpers shared by the reliability tests (supervision, history, lifecycle).
+
+The mixed-fault fleet itself lives in :mod:`runtime.testing` (the soak script uses it too)."""
 
 from __future__ import annotations
 
 import os
 import threading
 
-from runtime import Config, CooldownConfig, ProviderConfig, Request, RetryConfig
-
-MODEL_KINDS = ("rate_limit", "transient", "auth", "balance", "model_missing")
-
-
-def provider(name: str, profiles: int, **timeouts: float) -> ProviderConfig:
-    return ProviderConfig(
-        name=name,
-        api="openai",
-        base_url=f"http://{name}.invalid",
-        profiles={f"p{i}": f"sk-{name}-{i}-0123456789abcdef" for i in range(profiles)},
-        **timeouts,
-    )
+from runtime import Config, ProviderConfig, Request, RetryConfig
 
 
 def small_config(*, workers: int = 4, timeout: float = 30.0, profiles: int = 2) -> Config:
-    """One provider ``a`` with ``profiles`` keys; cooldowns long enough to observe."""
+    """One provider ``a`` with ``profiles`` keys; default cooldowns (long enough to observe)."""
+    keys = {f"p{i}": f"sk-a-{i}-0123456789abcdef" for i in range(profiles)}
     return Config(
-        providers=[provider("a", profiles)],
+        providers=[
+            ProviderConfig(name="a", api="openai", base_url="http://a.invalid", profiles=keys)
+        ],
         retry=RetryConfig(attempts=2, min_delay=0.0, max_delay=0.0),
         chain_workers=workers,
         request_timeout=timeout,
     )
-
-
-def fleet_config(*, workers: int = 16) -> Config:
-    """Three providers on real time with millisecond cooldowns: every mechanism fires."""
-    fast = {"connect_timeout": 0.05, "first_token_timeout": 0.02, "idle_timeout": 0.02}
-    return Config(
-        providers=[provider("a", 3, **fast), provider("b", 2, **fast), provider("c", 1, **fast)],
-        fallbacks=("c/last",),
-        aliases={"fast": "b/fast"},
-        retry=RetryConfig(attempts=3, min_delay=0.0005, max_delay=0.002),
-        cooldown=CooldownConfig(
-            profile_min=0.002,
-            profile_max=0.05,
-            model_base=dict.fromkeys(MODEL_KINDS, 0.005),
-            model_max=0.05,
-            disabled_probe_interval=0.05,
-        ),
-        chain_workers=workers,
-        request_timeout=2.0,
-    )
-
-
-FLEET_MODELS = ("a/m1", "a/m2", "b/m3", "fast")
 
 
 def request(model: str = "a/m", *fallbacks: str, **kwargs: object) -> Request:

@@ -10,13 +10,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from fleet import FLEET_MODELS, fleet_config, request
+from fleet import request
 
 import actors._chain
 from runtime import Runtime, SwitchoverError
 from runtime._clock import SystemClock
 from runtime.history import AttemptRecord, History, KeyChange, ModelChange, RequestClosed
-from runtime.testing import ScriptedProvider, random_faults
+from runtime.testing import FLEET_MODELS, ScriptedProvider, fleet_config, random_faults
 
 THREADS = 32
 REQUESTS = 20_000

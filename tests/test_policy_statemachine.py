@@ -70,7 +70,11 @@ class RefKey:
     def fail(self, kind: ErrorKind, retry_after: float | None, jitter: float, now: float) -> None:
         self.lease = None
         if kind not in KEY_KINDS:
-            return  # not the key's fault
+            # Not the key's fault. Where DESIGN.md is silent, the foundation's choice: a call
+            # that got past the key proves a key whose cooldown ended is back in service.
+            if self.until is not None and now >= self.until:
+                self.until = None
+            return
         self.n += 1
         if kind is ErrorKind.BALANCE:
             seconds = CFG.profile_max  # a balance failure: profile_max at once
