@@ -49,6 +49,10 @@ log = logging.getLogger("switchover.chain")
 
 #: Longest a chain actor waits for a permit from a profile or health actor.
 PERMIT_TIMEOUT = 2.0
+#: How long past its request's deadline a probe or key permit still holds: a call that
+#: was cut to the deadline may overrun it a little on a loaded machine, and a second
+#: probe must not start while the first is still running.
+LEASE_GRACE = 5.0
 
 
 @attrs.frozen
@@ -227,7 +231,7 @@ class _Walk:
             if model_gate(row, now) == "cooling":
                 self._skip(entry, None, f"model {row.state}")
                 return None
-            permit = self._ask(HEALTH, AcquireModel(entry.key))
+            permit = self._ask(HEALTH, AcquireModel(entry.key, self._lease_until()))
             if not isinstance(permit, ModelPermit) or permit.reason is not None:
                 reason = permit.reason if isinstance(permit, ModelPermit) else "health unavailable"
                 self._skip(entry, None, f"model {reason}")
@@ -264,7 +268,7 @@ class _Walk:
                 continue
             held = False  # a permit for a key whose cooldown ended, until an outcome is told
             if gate == "expired":
-                permit = self._ask(name, AcquireKey())
+                permit = self._ask(name, AcquireKey(self._lease_until()))
                 if not isinstance(permit, KeyPermit) or not permit.granted:
                     reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
                     self._skip(entry, profile, reason)
@@ -325,6 +329,10 @@ class _Walk:
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
         return None
+
+    def _lease_until(self) -> float:
+        """A permit holds until this walk must be over, whatever the request's timeout."""
+        return self.run_msg.deadline + LEASE_GRACE
 
     def _model_open(self, entry: ChainEntry, now: float, *, probe: bool) -> bool:
         """Re-read just before a call: another request may have cooled the model since the

@@ -77,7 +77,8 @@ class HealthActor(SwitchoverActor):
             return None
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)
-            row, reason = model_grant(before, now, self._lease)
+            lease = self._lease if message.lease_until is None else message.lease_until - now
+            row, reason = model_grant(before, now, max(0.0, lease))
             self._set(message.model, row, now)
             # A model that is healthy again needs no probe: the caller holds nothing.
             probe = reason is None and model_gate(before, now) == "expired"

@@ -82,7 +82,8 @@ class ProfileActor(SwitchoverActor):
                 self._set(key_release(self.state), now)
             return None
         if isinstance(message, AcquireKey):
-            state, granted = key_grant(self.state, now, self._lease)
+            lease = self._lease if message.lease_until is None else message.lease_until - now
+            state, granted = key_grant(self.state, now, max(0.0, lease))
             self._set(state, now)
             if granted:
                 return KeyPermit(granted=True)

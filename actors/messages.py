@@ -28,7 +28,13 @@ class InjectCrash:
 
 @attrs.frozen
 class AcquireKey:
-    """Ask a ProfileActor to hand out its key now that its cooldown has ended."""
+    """Ask a ProfileActor to hand out its key now that its cooldown has ended.
+
+    ``lease_until`` (clock time) is how long the permit holds if no outcome comes back
+    (None: the actor's default lease).
+    """
+
+    lease_until: float | None = None
 
 
 @attrs.frozen
@@ -54,9 +60,11 @@ class ResetKey:
 
 @attrs.frozen
 class AcquireModel:
-    """Ask the HealthActor to let one probe through a model whose cooldown ended."""
+    """Ask the HealthActor to let one probe through a model whose cooldown ended;
+    ``lease_until`` as for :class:`AcquireKey`."""
 
     model: str
+    lease_until: float | None = None
 
 
 @attrs.frozen

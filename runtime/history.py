@@ -21,7 +21,9 @@ The rules (:data:`RULES`):
 ``model_gate``
     no call goes to a cooling or disabled model, except by the holder of a granted probe.
 ``single_probe``
-    at most one request probes a model at a time.
+    at most one request probes a model at a time. (A probe's lease ends 5 s after its
+    request's deadline; a committed probe stream still being read after that is not
+    expected in a checked run.)
 ``chain_order``
     a request walks its own chain forwards, never back, never outside it.
 ``attempt_bound``
