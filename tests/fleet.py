@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import threading
 
-from runtime import Config, ProviderConfig, Request, RetryConfig
+from actors.messages import Inspect
+from runtime import ActorSnapshot, Config, ProviderConfig, Request, RetryConfig, Runtime
 
 
 def small_config(*, workers: int = 4, timeout: float = 30.0, profiles: int = 2) -> Config:
@@ -39,3 +40,12 @@ def open_fds() -> int:
 def actor_threads() -> list[threading.Thread]:
     """Live pykka actor threads (named after their actor class)."""
     return [t for t in threading.enumerate() if t.name.split("-")[0].endswith("Actor")]
+
+
+def live(rt: Runtime, name: str) -> ActorSnapshot:
+    """The actor's own answer to Inspect, however long a loaded machine makes it take."""
+    supervisor = rt._supervisor
+    assert supervisor is not None
+    snapshot = supervisor.directory.ask(name, Inspect(), 10.0)
+    assert isinstance(snapshot, ActorSnapshot)
+    return snapshot

@@ -87,16 +87,27 @@ def test_20000_mixed_fault_requests_from_32_threads_break_no_rule() -> None:
     assert states.keys() >= {"cooling", "healthy"}
 
 
+def always(answer: object) -> object:
+    return lambda *args, **kwargs: answer
+
+
 @pytest.mark.parametrize(
-    ("gate", "rule"),
+    ("target", "name", "rules"),
     [
-        pytest.param("key_gate", "key_cooldown", id="keys"),
-        pytest.param("model_gate", "model_gate", id="models"),
+        pytest.param(actors._chain, "key_gate", {"key_cooldown"}, id="no-key-gate"),
+        pytest.param(actors._chain, "model_gate", {"model_gate"}, id="no-model-gate"),
+        pytest.param(
+            actors._chain._Walk, "_key_open", {"key_cooldown"}, id="key-not-re-read-per-call"
+        ),
+        pytest.param(
+            actors._chain._Walk, "_model_open", {"model_gate"}, id="model-not-re-read-per-call"
+        ),
     ],
 )
 def test_the_checker_catches_a_runtime_that_ignores_its_gates(
-    monkeypatch: pytest.MonkeyPatch, gate: str, rule: str
+    monkeypatch: pytest.MonkeyPatch, target: object, name: str, rules: set[str]
 ) -> None:
-    monkeypatch.setattr(actors._chain, gate, lambda state, now: "ready")
-    history, _, _ = run_fleet(2_000, seed=5)
-    assert rule in {v.rule for v in history.check(fleet_config())}
+    answer = "ready" if name.endswith("gate") else True
+    monkeypatch.setattr(target, name, always(answer))
+    history, _, _ = run_fleet(4_000, seed=5)
+    assert rules <= {v.rule for v in history.check(fleet_config())}

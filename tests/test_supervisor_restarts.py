@@ -11,13 +11,12 @@ from typing import Any
 
 import pykka
 import pytest
-from fleet import request, small_config
+from fleet import live, request, small_config
 
 from actors._base import ask
 from actors._chain import _Walk
 from actors.messages import Inspect, KeyOutcome
 from runtime import (
-    ActorSnapshot,
     ChainExhausted,
     Config,
     ErrorKind,
@@ -71,15 +70,6 @@ def cool_things_down(rt: Runtime, scripted: ScriptedProvider) -> None:
     # The outcomes were told before the answers came back; these asks queue behind them.
     live(rt, "profile:a/p0")
     live(rt, "health")
-
-
-def live(rt: Runtime, name: str) -> ActorSnapshot:
-    """The actor's own answer to Inspect, however long a loaded machine makes it take."""
-    supervisor = rt._supervisor
-    assert supervisor is not None
-    snapshot = supervisor.directory.ask(name, Inspect(), 10.0)
-    assert isinstance(snapshot, ActorSnapshot)
-    return snapshot
 
 
 def hold_every_worker(rt: Runtime, scripted: ScriptedProvider) -> list[object]:
