@@ -11,7 +11,7 @@ import logging
 import queue
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pykka
@@ -196,29 +196,49 @@ class _Walk:
         return now
 
     def _skip(self, entry: ChainEntry, profile: str | None, why: str) -> None:
+        now = self.clock.now()
+        self._note(entry, profile, None, why=why, probe=False, times=(now, now, now))
+
+    def _note(
+        self,
+        entry: ChainEntry,
+        profile: str | None,
+        failure: Failure | None,
+        *,
+        why: str = "",
+        probe: bool,
+        times: tuple[float, float, float],
+    ) -> None:
+        """Keep a failed call (``failure``) or a skip (``why``) for the caller and the
+        history; ``times`` is (gate_at, start, end)."""
+        gate_at, start, end = times
+        outcome: Literal["error", "skipped"] = "skipped" if failure is None else "error"
         self.attempts.append(
             Attempt(
                 model=entry.key,
                 provider=entry.provider,
                 profile=profile,
-                outcome="skipped",
-                message=why,
+                outcome=outcome,
+                kind=None if failure is None else failure.kind,
+                status=None if failure is None else failure.status,
+                code=None if failure is None else failure.code,
+                message=why if failure is None else failure.message,
+                duration=end - start,
             )
         )
         if self.history is not None:
-            now = self.clock.now()
             self.history.record(
                 AttemptRecord(
                     request_id=self.run_msg.request_id,
                     model=entry.key,
                     provider=entry.provider,
                     profile=profile,
-                    outcome="skipped",
-                    kind=None,
-                    probe=False,
-                    gate_at=now,
-                    start=now,
-                    end=now,
+                    outcome=outcome,
+                    kind=None if failure is None else failure.kind,
+                    probe=probe,
+                    gate_at=gate_at,
+                    start=start,
+                    end=end,
                 )
             )
 
@@ -440,35 +460,7 @@ class _Walk:
             )
         if stream is not None:
             stream.close()
-        ended = self.clock.now()
-        self.attempts.append(
-            Attempt(
-                model=entry.key,
-                provider=entry.provider,
-                profile=profile,
-                outcome="error",
-                kind=failure.kind,
-                status=failure.status,
-                code=failure.code,
-                message=failure.message,
-                duration=ended - started,
-            )
-        )
-        if self.history is not None:
-            self.history.record(
-                AttemptRecord(
-                    request_id=self.run_msg.request_id,
-                    model=entry.key,
-                    provider=entry.provider,
-                    profile=profile,
-                    outcome="error",
-                    kind=failure.kind,
-                    probe=probe,
-                    gate_at=gate_at,
-                    start=started,
-                    end=ended,
-                )
-            )
+        self._note(entry, profile, failure, probe=probe, times=(gate_at, started, self.clock.now()))
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
         return failure

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
+import pykka
+
+from actors import Supervisor
 from actors.messages import Inspect
 from runtime import ActorSnapshot, Config, ProviderConfig, Request, RetryConfig, Runtime
 
@@ -42,10 +46,22 @@ def actor_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.split("-")[0].endswith("Actor")]
 
 
-def live(rt: Runtime, name: str) -> ActorSnapshot:
-    """The actor's own answer to Inspect, however long a loaded machine makes it take."""
+def supervisor_of(rt: Runtime) -> Supervisor:
+    """The running runtime's supervisor (tests reach inside)."""
     supervisor = rt._supervisor
     assert supervisor is not None
-    snapshot = supervisor.directory.ask(name, Inspect(), 10.0)
+    return supervisor
+
+
+def ref_of(rt: Runtime, name: str) -> pykka.ActorRef[Any]:
+    """The current incarnation of actor ``name``."""
+    ref = supervisor_of(rt).directory.members[name].ref
+    assert ref is not None
+    return ref
+
+
+def live(rt: Runtime, name: str) -> ActorSnapshot:
+    """The actor's own answer to Inspect, however long a loaded machine makes it take."""
+    snapshot = supervisor_of(rt).directory.ask(name, Inspect(), 10.0)
     assert isinstance(snapshot, ActorSnapshot)
     return snapshot

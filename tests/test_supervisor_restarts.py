@@ -11,7 +11,7 @@ from typing import Any
 
 import pykka
 import pytest
-from fleet import live, request, small_config
+from fleet import live, ref_of, request, small_config, supervisor_of
 
 from actors._base import ask
 from actors._chain import _Walk
@@ -144,11 +144,9 @@ def test_an_actor_that_died_while_the_supervisor_was_down_is_swept_back(
     launch: Launch,
 ) -> None:
     rt = launch()
-    supervisor = rt._supervisor
-    assert supervisor is not None
+    supervisor = supervisor_of(rt)
     # An actor gone with no crash report (as when its report met a dead supervisor).
-    dead = supervisor.directory.members["profile:a/p1"].ref
-    assert dead is not None
+    dead = ref_of(rt, "profile:a/p1")
     dead.stop()
 
     rt.inject_crash("supervisor")
@@ -208,10 +206,7 @@ class GatedRandom(random.Random):
 def test_messages_queued_behind_a_crash_reach_the_replacement(launch: Launch) -> None:
     rng = GatedRandom()
     rt = launch(rng=rng)
-    supervisor = rt._supervisor
-    assert supervisor is not None
-    ref = supervisor.directory.members["profile:a/p0"].ref
-    assert ref is not None
+    ref = ref_of(rt, "profile:a/p0")
     rate_limit = failure(ErrorKind.RATE_LIMIT, "slow down")
 
     ref.tell(KeyOutcome("error", rate_limit))  # blocks inside the cooldown's jitter
@@ -230,10 +225,8 @@ def test_an_ask_answered_by_a_crash_is_reported_and_the_actor_replaced(
     launch: Launch,
 ) -> None:
     rt = launch()
-    supervisor = rt._supervisor
-    assert supervisor is not None
-    old = supervisor.directory.members["health"].ref
-    assert old is not None
+    supervisor = supervisor_of(rt)
+    old = ref_of(rt, "health")
     rt.inject_crash("health", via="ask")
     new = supervisor.directory.members["health"].ref
     assert new is not None
@@ -300,8 +293,7 @@ def test_a_stale_worker_ref_in_the_idle_queue_is_skipped(
     launch: Launch, scripted: ScriptedProvider
 ) -> None:
     rt = launch()
-    supervisor = rt._supervisor
-    assert supervisor is not None
+    supervisor = supervisor_of(rt)
     workers = rt.config.chain_workers
     rt.inject_crash("chain:0")  # idle when it crashed: its old ref is still queued
     assert supervisor.idle.qsize() == workers + 1
@@ -335,10 +327,7 @@ def test_an_ask_that_slips_into_a_stopped_actor_fails_fast_instead_of_hanging(
     launch: Launch,
 ) -> None:
     rt = launch()
-    supervisor = rt._supervisor
-    assert supervisor is not None
-    ref = supervisor.directory.members["profile:a/p0"].ref
-    assert ref is not None
+    ref = ref_of(rt, "profile:a/p0")
     ref.stop()
 
     # pykka itself: the ask lands in the dead inbox and is never answered.
@@ -353,10 +342,8 @@ def test_a_request_handed_to_a_stopping_worker_goes_to_the_next_one(
     launch: Launch, scripted: ScriptedProvider
 ) -> None:
     rt = launch()
-    supervisor = rt._supervisor
-    assert supervisor is not None
-    ref = supervisor.directory.members["chain:0"].ref
-    assert ref is not None
+    supervisor = supervisor_of(rt)
+    ref = ref_of(rt, "chain:0")
     ref.stop()
     # Looks alive to the dispatcher's check and to pykka's, then is dead: the message is lost.
     supervisor.idle.put(racing_ref(ref, n=2))
@@ -368,10 +355,7 @@ def test_an_operator_ask_to_an_actor_that_never_comes_back_is_a_clear_error(
     launch: Launch,
 ) -> None:
     rt = launch()
-    supervisor = rt._supervisor
-    assert supervisor is not None
-    ref = supervisor.directory.members["profile:a/p1"].ref
-    assert ref is not None
+    ref = ref_of(rt, "profile:a/p1")
     ref.stop()  # dead with no crash report and no sweep: nobody replaces it
     with pytest.raises(SwitchoverError, match="did not answer within"):
         rt.reset_profile("a", "p1")
