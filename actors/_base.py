@@ -25,10 +25,11 @@ import attrs
 import pykka
 
 from runtime._clock import Clock, SystemClock
+from runtime._redact import Redactor, scrub
 from runtime._snapshot import ActorSnapshot, Handled
 from runtime.history import History
 
-from .messages import ActorCrashed, InjectCrash, Inspect
+from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
 
 log = logging.getLogger("switchover.actors")
 
@@ -56,16 +57,25 @@ class Cell:
     )
 
     def __init__(
-        self, name: str, kind: str, state: Any, render: Callable[[Any, float], Mapping[str, Any]]
+        self,
+        name: str,
+        kind: str,
+        state: Any,
+        render: Callable[[Any, float], Mapping[str, Any]],
+        *,
+        published_at: float,
     ) -> None:
         self.name = name
         self.kind = kind
         self.state = state
         self.render = render
-        self.published_at = 0.0
+        # The initial state counts as published when the cell is made, so a stale
+        # snapshot of an actor that never changed anything still has a true age.
+        self.published_at = published_at
         self.processed = 0
         self.restarts = 0
         self.thread: threading.Thread | None = None  # the current incarnation's thread
+        # (message, clock.now() when handling began, seconds spent): rendered only on inspect.
         self.recent: collections.deque[tuple[object, float, float]] = collections.deque(
             maxlen=RECENT
         )
@@ -74,33 +84,76 @@ class Cell:
         return f"Cell({self.name!r})"
 
 
-def summarize(message: object, limit: int = 120) -> str:
-    """A short one-line description of a message (messages never hold keys)."""
-    text = repr(message)
+def summarize(message: object, redact: Redactor, limit: int = 120) -> str:
+    """A short one-line description of a message.
+
+    Messages hold no keys, but they do hold what an operator typed (a model to reset), so
+    a key pasted there is removed too.
+    """
+    text = redact.known(repr(message))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def handled(recent: collections.abc.Iterable[tuple[object, float, float]]) -> tuple[Handled, ...]:
-    """Render flight-recorder entries; done only when someone looks."""
+def handled(
+    recent: collections.abc.Iterable[tuple[object, float, float]],
+    *,
+    now: float,
+    wall: float,
+    redact: Redactor,
+) -> tuple[Handled, ...]:
+    """Render flight-recorder entries; done only when someone looks.
+
+    Entries carry the monotonic time handling began; ``now``/``wall`` (read together) turn
+    it into the Unix time an operator can read.
+    """
     return tuple(
-        Handled(type=type(m).__name__, summary=summarize(m), at=at, duration=duration)
-        for m, at, duration in recent
+        Handled(
+            type=type(m).__name__,
+            summary=summarize(m, redact),
+            at=wall - (now - started),
+            duration=spent,
+        )
+        for m, started, spent in recent
     )
 
 
+def _copy_recent(cell: Cell) -> tuple[tuple[object, float, float], ...]:
+    # Copying a deque is one C call, but a garbage collection inside it can run Python code
+    # (a finalizer), let the owning actor append, and make the copy raise; try again then.
+    for _ in range(3):
+        try:
+            return tuple(cell.recent)
+        except RuntimeError:
+            continue
+    return ()
+
+
 def snapshot_of(
-    cell: Cell, ref: pykka.ActorRef[Any] | None, *, stale: bool, now: float
+    cell: Cell,
+    ref: pykka.ActorRef[Any] | None,
+    *,
+    clock: Clock,
+    redact: Redactor,
+    stale: bool,
+    queued_inspect: bool = False,
 ) -> ActorSnapshot:
-    """Build an ActorSnapshot from what a cell last published."""
+    """Build an ActorSnapshot from what a cell last published.
+
+    Every string in it goes through ``redact.known``: state holds names (models, profiles)
+    that came from callers, and no configured key may show even there.
+    ``queued_inspect`` says an Inspect of ours still waits in the mailbox; it is not
+    counted in ``mailbox_depth``.
+    """
+    now, wall = clock.now(), clock.wall()
     depth = ref.actor_inbox.qsize() if ref is not None else 0  # type: ignore[attr-defined]
     return ActorSnapshot(
         name=cell.name,
         kind=cell.kind,
-        state=cell.render(cell.state, now),
-        mailbox_depth=depth,
+        state=scrub(cell.render(cell.state, now), redact.known),
+        mailbox_depth=max(0, depth - 1) if queued_inspect else depth,
         processed=cell.processed,
         restarts=cell.restarts,
-        recent=handled(tuple(cell.recent)),
+        recent=handled(_copy_recent(cell), now=now, wall=wall, redact=redact),
         stale=stale,
         age=max(0.0, now - cell.published_at) if stale else 0.0,
     )
@@ -154,6 +207,7 @@ class Context:
 
     clock: Clock
     on_crash: Callable[[ActorCrashed], None]
+    redact: Redactor
     history: History | None = None
 
 
@@ -166,6 +220,7 @@ class SwitchoverActor(pykka.ThreadingActor):
         super().__init__()
         self.cell = cell
         self.clock = context.clock
+        self.redact = context.redact
         self.history = context.history
         self._on_crash = context.on_crash
 
@@ -181,12 +236,19 @@ class SwitchoverActor(pykka.ThreadingActor):
         raise NotImplementedError
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Inspect):
+            # Not recorded: looking at an actor must not push its real history out.
+            return snapshot_of(
+                self.cell, self.actor_ref, clock=self.clock, redact=self.redact, stale=False
+            )
         started = self.clock.now()
         try:
-            if isinstance(message, Inspect):
-                return snapshot_of(self.cell, self.actor_ref, stale=False, now=started)
             if isinstance(message, InjectCrash):
                 raise RuntimeError(message.reason)
+            if isinstance(message, InjectHold):
+                message.entered.set()
+                message.release.wait()
+                return None
             return self.handle(message)
         except Exception as error:
             log.error(

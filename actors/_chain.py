@@ -62,6 +62,7 @@ class ChainStatus:
     request_id: int | None = None
     chain: tuple[str, ...] = ()
     entry: int = 0
+    profile: str | None = None
     attempts: int = 0
     started: float = 0.0
 
@@ -70,7 +71,13 @@ IDLE = ChainStatus()
 
 
 def chain_view(status: ChainStatus, now: float) -> Mapping[str, Any]:
-    """What a chain actor is doing, as plain data."""
+    """What a chain actor is doing, as plain data: the request in flight, or idle.
+
+    ``entry`` is the chain entry being tried, ``profile`` the key profile of the current
+    (or last) call on it, ``attempts`` the provider calls made so far and ``elapsed`` the
+    seconds since the walk began. The walk ends when an attempt commits: the stream is then
+    read on the caller's thread and the actor is idle again.
+    """
     if status.request_id is None:
         return {"busy": False}
     return {
@@ -78,8 +85,9 @@ def chain_view(status: ChainStatus, now: float) -> Mapping[str, Any]:
         "request_id": status.request_id,
         "chain": list(status.chain),
         "entry": status.chain[status.entry] if status.entry < len(status.chain) else None,
+        "profile": status.profile,
         "attempts": status.attempts,
-        "elapsed": round(now - status.started, 3),
+        "elapsed": round(max(0.0, now - status.started), 3),
     }
 
 
@@ -161,7 +169,7 @@ class _Walk:
     def run(self) -> Committed | Failed:
         try:
             for index, entry in enumerate(self.run_msg.chain):
-                self._status(entry=index)
+                self._status(entry=index, profile=None)
                 committed = self._entry(entry, last=index == len(self.run_msg.chain) - 1)
                 if committed is not None:
                     return committed
@@ -408,7 +416,7 @@ class _Walk:
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         started = self.clock.now()
-        self._status(attempts=self.actor.cell.state.attempts + 1)
+        self._status(profile=profile, attempts=self.actor.cell.state.attempts + 1)
         call = ProviderCall(
             model=entry.model,
             api_key=key,

@@ -85,10 +85,10 @@ class HealthActor(SwitchoverActor):
             return ModelPermit(reason=reason, probe=probe)
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
-            for model in models:
-                if model in self.table:
-                    self._set(model, HEALTHY, now)
-            return None
+            known = [model for model in models if model in self.table]
+            for model in known:
+                self._set(model, HEALTHY, now)
+            return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
 
 

@@ -16,6 +16,7 @@ from runtime._clock import Clock
 from runtime._config import Config
 from runtime._policy import KeyState
 from runtime._providers import Provider
+from runtime._redact import Redactor
 from runtime.history import History
 
 from ._base import REAL_TIME, Cell, Context, SwitchoverActor, redeliver, settle
@@ -87,7 +88,11 @@ class Supervisor:
         self._lock = threading.Lock()
         self._replaced = threading.Condition(self._lock)
         self._stopped = False
-        context = Context(clock=clock, on_crash=self._report_crash, history=history)
+        #: Removes the configured keys from snapshots and operator-facing text.
+        self.redact = Redactor(config.secrets())
+        context = Context(
+            clock=clock, on_crash=self._report_crash, redact=self.redact, history=history
+        )
         lease = config.request_timeout
         for provider in config.providers:
             for profile, key in provider.profiles.items():
@@ -148,7 +153,8 @@ class Supervisor:
         spawn: Spawn,
     ) -> None:
         self._spawners[name] = spawn
-        self.directory.replace(name, Member(ref=None, cell=Cell(name, kind, state, render)))
+        cell = Cell(name, kind, state, render, published_at=self._clock.now())
+        self.directory.replace(name, Member(ref=None, cell=cell))
 
     def _render(self, state: Mapping[str, Any], now: float) -> Mapping[str, Any]:
         return {"actors": len(self.directory.members), **state}

@@ -14,6 +14,18 @@ from runtime._types import Attempt, Event, Request, ServedBy
 Verdict = Literal["ok", "error", "released"]
 
 
+def _chain_repr(chain: tuple[ChainEntry, ...]) -> str:
+    return " > ".join(entry.key for entry in chain)
+
+
+def _failure_repr(failure: Failure | None) -> str:
+    # The flight recorder cuts summaries short; lead with what an operator looks for.
+    if failure is None:
+        return "None"
+    status = "" if failure.status is None else f" {failure.status}"
+    return f"{failure.kind}{status}: {failure.message!r}"
+
+
 @attrs.frozen
 class Inspect:
     """Ask any actor for a snapshot of its own state."""
@@ -24,6 +36,17 @@ class InjectCrash:
     """Test hook: make the receiving actor's handler raise."""
 
     reason: str = "injected crash"
+
+
+@attrs.frozen
+class InjectHold:
+    """Test hook: keep the receiving actor inside its handler until ``release`` is set.
+
+    The actor sets ``entered`` once it is held, so a test knows the actor is busy.
+    """
+
+    release: threading.Event = attrs.field(eq=False, repr=False)
+    entered: threading.Event = attrs.field(factory=threading.Event, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -50,7 +73,7 @@ class KeyOutcome:
     """Tell a ProfileActor how a call on its key ended."""
 
     verdict: Verdict
-    failure: Failure | None = None
+    failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
 
 
 @attrs.frozen
@@ -82,13 +105,13 @@ class ModelOutcome:
 
     model: str
     verdict: Verdict
-    failure: Failure | None = None
+    failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
     probe: bool = False
 
 
 @attrs.frozen
 class ResetModel:
-    """Make one model (or, with None, every model) healthy; answers whether it was known."""
+    """Make one model (or, with None, every model) healthy; answers whether it had a row."""
 
     model: str | None
 
@@ -98,9 +121,10 @@ class RunRequest:
     """Ask a ChainActor to walk a request's chain until an attempt commits."""
 
     request_id: int
-    request: Request
-    chain: tuple[ChainEntry, ...]
-    deadline: float
+    # The prompt stays out of the repr: the flight recorder shows the chain, not the text.
+    request: Request = attrs.field(repr=False)
+    chain: tuple[ChainEntry, ...] = attrs.field(repr=_chain_repr)
+    deadline: float = attrs.field(repr=False)
     cancel: threading.Event = attrs.field(eq=False, repr=False)
 
 

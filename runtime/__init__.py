@@ -16,6 +16,7 @@ from ._config import Config as Config
 from ._config import CooldownConfig as CooldownConfig
 from ._config import ProviderConfig as ProviderConfig
 from ._config import RetryConfig as RetryConfig
+from ._debug import DebugServer as DebugServer
 from ._errors import ChainExhausted as ChainExhausted
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlineExceeded as DeadlineExceeded
@@ -73,6 +74,7 @@ __all__ = [
     "ConfigError",
     "CooldownConfig",
     "DeadlineExceeded",
+    "DebugServer",
     "Done",
     "ErrorKind",
     "Event",

@@ -375,27 +375,42 @@ def _retry_after(headers: Mapping[str, str], wall: Callable[[], float] | None) -
 
 
 def _reset_hint(headers: Mapping[str, str], wall: Callable[[], float] | None) -> float | None:
-    """When the exhausted rate-limit bucket refills (OpenAI durations, Anthropic RFC 3339)."""
+    """When the exhausted rate-limit bucket refills.
+
+    OpenAI sends relative Go durations (``x-ratelimit-reset-tokens: 6m0s``, also for the
+    ``*_usage_based`` buckets); Anthropic sends absolute RFC 3339 times
+    (``anthropic-ratelimit-tokens-reset``), or epoch seconds for its ``unified`` buckets.
+    A bucket counts only when its ``-remaining`` header is absent or zero.
+    """
     waits: list[float] = []
-    for bucket in ("requests", "tokens"):
-        remaining = headers.get(f"x-ratelimit-remaining-{bucket}")
-        reset = headers.get(f"x-ratelimit-reset-{bucket}")
-        value = parse_go_duration(reset) if reset is not None else None
-        if value is not None and remaining in (None, "0"):
-            waits.append(value)
-    if wall is not None:
-        for name, stamp in headers.items():
-            if not (name.startswith("anthropic-ratelimit-") and name.endswith("-reset")):
+    for name, value in headers.items():
+        if name.startswith("x-ratelimit-reset-"):
+            bucket = name[len("x-ratelimit-reset-") :]
+            if headers.get(f"x-ratelimit-remaining-{bucket}") not in (None, "0"):
                 continue
+            if (wait := parse_go_duration(value)) is not None:
+                waits.append(wait)
+        elif (
+            wall is not None and name.startswith("anthropic-ratelimit-") and name.endswith("-reset")
+        ):
             if headers.get(name[: -len("-reset")] + "-remaining") not in (None, "0"):
                 continue
-            try:
-                when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                continue
-            if (wait := _finite(max(0.0, when - wall()))) is not None:
+            if (when := _timestamp(value)) is not None and (
+                wait := _finite(max(0.0, when - wall()))
+            ) is not None:
                 waits.append(wait)
     return max(waits) if waits else None
+
+
+def _timestamp(text: str) -> float | None:
+    """An RFC 3339 time or epoch seconds, as epoch seconds."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def transport_failure(message: str, *, timeout: bool, redact: Redactor = _NO_SECRETS) -> Failure:

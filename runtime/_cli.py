@@ -1,10 +1,22 @@
-"""The ``switchover`` command."""
+"""The ``switchover`` command.
+
+Subcommands live in their own modules; each module's ``register(subparsers)`` adds its
+parsers and sets ``run`` on each, a function of the parsed arguments returning the exit
+status. Adding a command is adding its module's ``register`` to ``COMMANDS``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from . import _debug_cli
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+#: Every module's subcommand registration, in the order ``--help`` lists them.
+COMMANDS: tuple[Register, ...] = (_debug_cli.register,)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="switchover",
         description="LLM provider failover runtime: chaos benchmark and debug tools.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers)
     return parser
 
 
@@ -22,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

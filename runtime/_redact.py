@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 #: Key-shaped tokens: OpenAI ``sk-...``, Anthropic ``sk-ant-...``, and similar prefixes.
 _KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk|key|api[_-]?key)[-_][A-Za-z0-9*._\-]{6,}", re.IGNORECASE)
@@ -21,9 +22,14 @@ def fingerprint(key: str) -> str:
 
 
 class Redactor:
-    """Removes known keys (and any 8-character piece of one) plus key-shaped tokens."""
+    """Removes known keys (and any 8-character piece of one) plus key-shaped tokens.
 
-    __slots__ = ("_pieces", "_short")
+    Calling it does both, for free text (provider messages, error text). :meth:`known`
+    removes only the configured keys, for names and ids whose shape is legitimate (a
+    profile may be called ``key_backup``) but which must still never carry a real key.
+    """
+
+    __slots__ = ("_count", "_pieces", "_short")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         pieces: set[str] = set()
@@ -33,29 +39,35 @@ class Redactor:
                 short.add(secret)
             else:
                 pieces.update(secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1))
-        self._pieces = frozenset(pieces)
+        self._count = len(pieces)
+        # A lookahead finds every start of a piece, overlapping ones too, at C speed.
+        self._pieces = (
+            re.compile("(?=(" + "|".join(map(re.escape, sorted(pieces))) + "))") if pieces else None
+        )
         self._short = tuple(sorted((s for s in short if s), key=len, reverse=True))
 
     def __repr__(self) -> str:
-        return f"Redactor({len(self._pieces)} pieces)"
+        return f"Redactor({self._count} pieces)"
 
     def __call__(self, text: str, *, limit: int | None = MAX_MESSAGE) -> str:
         """Return ``text`` with secrets replaced, cut to ``limit`` characters."""
         text = _KEY_SHAPED.sub(REDACTED, text)
         text = _BEARER.sub(r"\1 " + REDACTED, text)
-        for secret in self._short:
-            text = text.replace(secret, REDACTED)
-        if self._pieces:
-            text = self._strip_pieces(text)
+        text = self.known(text)
         if limit is not None and len(text) > limit:
             text = text[: limit - 1] + "…"
         return text
 
-    def _strip_pieces(self, text: str) -> str:
+    def known(self, text: str) -> str:
+        """Return ``text`` with the configured keys, and any piece of one, replaced."""
+        for secret in self._short:
+            text = text.replace(secret, REDACTED)
+        if self._pieces is None:
+            return text
         hidden = bytearray(len(text))
-        for start in range(len(text)):
-            if text[start : start + PIECE] in self._pieces:
-                hidden[start : start + PIECE] = b"\x01" * len(text[start : start + PIECE])
+        for match in self._pieces.finditer(text):
+            start = match.start()
+            hidden[start : start + PIECE] = b"\x01" * len(text[start : start + PIECE])
         if not any(hidden):
             return text
         out: list[str] = []
@@ -69,3 +81,14 @@ class Redactor:
                 out.append(text[index])
                 index += 1
         return "".join(out)
+
+
+def scrub(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with ``redact`` applied to every string in it (mappings and sequences)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {scrub(k, redact): scrub(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub(v, redact) for v in value)
+    return value

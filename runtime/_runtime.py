@@ -23,6 +23,7 @@ from actors.messages import (
     Committed,
     Failed,
     InjectCrash,
+    InjectHold,
     Inspect,
     ResetKey,
     ResetModel,
@@ -32,6 +33,7 @@ from actors.messages import (
 from ._chain import build_chain, resolve_model
 from ._clock import Clock, SystemClock, default_rng
 from ._config import Config
+from ._debug import DebugServer
 from ._errors import (
     ChainExhausted,
     DeadlineExceeded,
@@ -39,8 +41,10 @@ from ._errors import (
     RuntimeStoppedError,
     SwitchoverError,
 )
+from ._http import http_provider
 from ._policy import HEALTHY, model_view
 from ._providers import Provider
+from ._redact import Redactor
 from ._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._stream import Stream
 from ._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
@@ -52,8 +56,9 @@ log = logging.getLogger("switchover")
 ANSWER_GRACE = 5.0
 #: How long an operator call (reset, inspect) waits for an actor.
 OPERATOR_TIMEOUT = 2.0
-#: How long inspect() waits for live answers before using published snapshots.
-INSPECT_BUDGET = 0.03
+#: How long inspect() waits for live answers before using published snapshots (the
+#: whole call stays well inside 50 ms even when an actor is stuck).
+INSPECT_BUDGET = 0.025
 #: How many times one request is walked again after its chain worker crashed under it.
 CRASH_RETRIES = 1
 _FORKED = (
@@ -108,6 +113,11 @@ class Runtime:
         self._ids = itertools.count(1)
         self._pid = os.getpid()
         self._history = history
+        self._debug_servers: list[DebugServer] = []
+        # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
+        # stuck actor's mailbox from filling with our own inspects. Plain dict operations
+        # (atomic); a race only sends one extra Inspect.
+        self._inspecting: dict[str, tuple[pykka.ActorRef[Any], pykka.Future[Any]]] = {}
 
     def __repr__(self) -> str:
         state = "running" if self._supervisor is not None else "stopped"
@@ -125,8 +135,12 @@ class Runtime:
             if self._stopping.is_set():
                 raise RuntimeStoppedError("this runtime was stopped; create a new one")
             self._pid = os.getpid()
+            redact = Redactor(self.config.secrets())
             self._providers = {
-                p.name: self._given.get(p.name) or _http_adapter(p, self)
+                p.name: self._given.get(p.name)
+                or http_provider(
+                    p, workers=self.config.chain_workers, clock=self._clock, redact=redact
+                )
                 for p in self.config.providers
             }
             supervisor = Supervisor(
@@ -152,6 +166,9 @@ class Runtime:
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None or os.getpid() != self._pid:
                 return  # a forked child owns none of the parent's threads or sockets
+            for server in self._debug_servers:
+                server.close()
+            self._debug_servers.clear()
             for name, provider in self._providers.items():
                 if name not in self._given:
                     provider.close()
@@ -316,27 +333,36 @@ class Runtime:
         that has failed. Read from the HealthActor's published table (no message)."""
         supervisor = self._running()
         table = supervisor.directory.cell(HEALTH).state
-        models = [
-            resolve_model(self.config, m).key
-            for m in (*self.config.fallbacks, *self.config.aliases.values())
-        ]
+        models = self._configured_models() | set(table)
         now = self._clock.now()
-        return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted({*models, *table})}
+        return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
 
     def reset(self, model: str | None = None) -> None:
         """Make ``model`` (a model string or alias) healthy again, or every model.
 
         Raises:
-            KeyError: ``model`` names no configured provider.
+            KeyError: ``model`` is not one :meth:`health` lists (it names no configured
+                provider, or it never failed and is no configured fallback or alias).
         """
         supervisor = self._running()
-        key = None
-        if model is not None:
-            try:
-                key = resolve_model(self.config, model).key
-            except SwitchoverError as error:
-                raise KeyError(str(error)) from None
-        self._operator_ask(supervisor, HEALTH, ResetModel(key))
+        if model is None:
+            self._operator_ask(supervisor, HEALTH, ResetModel(None))
+            return
+        try:
+            key = resolve_model(self.config, model).key
+        except SwitchoverError as error:
+            raise KeyError(str(error)) from None
+        had_row = self._operator_ask(supervisor, HEALTH, ResetModel(key))
+        if not had_row and key not in self._configured_models():
+            shown = supervisor.redact(model)
+            raise KeyError(f"model {shown!r} is not in the health table (see health())")
+
+    def _configured_models(self) -> set[str]:
+        """Configured fallbacks and alias targets, which health() always lists."""
+        return {
+            resolve_model(self.config, m).key
+            for m in (*self.config.fallbacks, *self.config.aliases.values())
+        }
 
     def reset_profile(self, provider: str, profile: str) -> None:
         """Take one key out of cooldown and clear its failure count.
@@ -347,7 +373,8 @@ class Runtime:
         supervisor = self._running()
         name = profile_name(provider, profile)
         if name not in supervisor.directory.members:
-            raise KeyError(f"no key profile {profile!r} on provider {provider!r}")
+            shown = supervisor.redact(f"{provider}/{profile}")
+            raise KeyError(f"no key profile {shown!r} is configured")
         self._operator_ask(supervisor, name, ResetKey())
 
     def _operator_ask(self, supervisor: Supervisor, name: str, message: object) -> Any:
@@ -365,30 +392,86 @@ class Runtime:
             ) from None
 
     def inspect(self) -> RuntimeSnapshot:
-        """A snapshot of every actor: live answers where they come quickly, else the state
-        each actor last published, marked stale."""
+        """A snapshot of every actor, within about INSPECT_BUDGET seconds.
+
+        Every actor is asked at once; an actor that does not answer within the budget (a
+        deep mailbox, a handler still running) is shown from the state it last published,
+        marked ``stale`` with that state's ``age``.
+        """
         supervisor = self._running()
         members = dict(supervisor.directory.members)
-        futures: dict[str, Any] = {}
-        for name, member in members.items():
-            if member.ref is None:
-                continue
-            with contextlib.suppress(pykka.ActorDeadError):
-                futures[name] = member.ref.ask(Inspect(), block=False)
+        futures = {name: self._ask_inspect(name, member.ref) for name, member in members.items()}
         budget_end = REAL_TIME.now() + INSPECT_BUDGET
         snapshots: list[ActorSnapshot] = []
-        now = self._clock.now()
         for name, member in members.items():
-            snapshot = None
-            if name in futures:
+            future = futures[name]
+            snapshot: object = None
+            waiting = False
+            if future is not None:
                 try:
-                    snapshot = futures[name].get(timeout=max(0.0, budget_end - REAL_TIME.now()))
-                except Exception:  # late, dead or crashed: its published state will do
+                    snapshot = future.get(timeout=max(0.0, budget_end - REAL_TIME.now()))
+                except pykka.Timeout:
+                    waiting = True
+                except Exception:  # the actor died or crashed answering: use its cell
                     snapshot = None
+                if not waiting:
+                    self._inspecting.pop(name, None)
             if not isinstance(snapshot, ActorSnapshot):
-                snapshot = snapshot_of(member.cell, member.ref, stale=True, now=now)
+                snapshot = snapshot_of(
+                    member.cell,
+                    member.ref,
+                    clock=self._clock,
+                    redact=supervisor.redact,
+                    stale=True,
+                    queued_inspect=waiting,
+                )
             snapshots.append(snapshot)
-        return RuntimeSnapshot(actors=tuple(snapshots), taken_at=now)
+        return RuntimeSnapshot(actors=tuple(snapshots), taken_at=self._clock.wall())
+
+    def _ask_inspect(self, name: str, ref: pykka.ActorRef[Any] | None) -> pykka.Future[Any] | None:
+        """The actor's Inspect future: one still unanswered from an earlier call, or new."""
+        if ref is None:
+            return None
+        pending = self._inspecting.get(name)
+        if pending is not None and pending[0] is ref:
+            try:
+                pending[1].get(timeout=0)
+            except pykka.Timeout:
+                return pending[1]  # still queued: wait for that one, send no other
+            except Exception:
+                pass
+            # Answered since: that snapshot is as old as the answer, so ask afresh.
+        try:
+            future = ref.ask(Inspect(), block=False)
+        except pykka.ActorDeadError:
+            self._inspecting.pop(name, None)
+            return None
+        self._inspecting[name] = (ref, future)
+        return future
+
+    def serve_debug(
+        self, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    ) -> DebugServer:
+        """Serve the debug mailbox over HTTP from a background thread until closed or stopped.
+
+        Example:
+            >>> server = rt.serve_debug()        # loopback, a free port
+            >>> server.url                       # 'http://127.0.0.1:54321'
+
+        Args:
+            host: the address to bind; anything but loopback requires ``token``.
+            port: the port (0: a free one, see ``.url``).
+            token: when set, every request needs ``Authorization: Bearer <token>``.
+
+        Raises:
+            ConfigError: a non-loopback ``host`` without a token, or a malformed token.
+            RuntimeStoppedError: the runtime is not running.
+        """
+        with self._lifecycle:
+            self._running()
+            server = DebugServer(self, host=host, port=port, token=token)
+            self._debug_servers.append(server)
+        return server
 
     def inject_crash(
         self, name: str, *, via: Literal["tell", "ask"] = "tell", wait: bool = True
@@ -411,21 +494,25 @@ class Runtime:
             with contextlib.suppress(Exception):  # the crash comes back as the answer
                 ask(member.ref, InjectCrash(), OPERATOR_TIMEOUT)
         else:
-            supervisor.directory.tell(name, InjectCrash())
+            self._tell(name, InjectCrash())
         if wait and not supervisor.wait_replaced(name, urn, OPERATOR_TIMEOUT):
             raise SwitchoverError(f"actor {name} was not restarted within {OPERATOR_TIMEOUT}s")
+
+    def inject_hold(self, name: str, release: threading.Event) -> threading.Event:
+        """Test hook: keep actor ``name`` inside a handler until ``release`` is set.
+
+        Returns an event set once the actor is held. Set ``release`` before stopping.
+        """
+        hold = InjectHold(release=release)
+        self._tell(name, hold)
+        return hold.entered
+
+    def _tell(self, name: str, message: object) -> None:
+        supervisor = self._running()
+        supervisor.directory.members[name]  # KeyError for a name no actor has
+        supervisor.directory.tell(name, message)
 
 
 def _terminal(error: BaseException) -> Terminal:
     """The history's name for how a request that raised ``error`` ended."""
     return next((name for cls, name in _TERMINAL if isinstance(error, cls)), "failed")
-
-
-def _http_adapter(provider: Any, runtime: Runtime) -> Provider:
-    """The built-in HTTP adapter for a provider's ``api``."""
-    from ._errors import ConfigError
-
-    raise ConfigError(
-        f"providers[{provider.name!r}].api",
-        f"no built-in adapter for {provider.api!r} yet; pass providers=",
-    )

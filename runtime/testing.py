@@ -1,20 +1,23 @@
-"""Test tools: a fake clock and a scripted in-process provider.
+"""Test tools: a fake clock, a scripted in-process provider, and a loopback fake server.
+
+Both fakes play the same steps (``Reply``, ``Fail``, ``StreamError``, ``Cut``, ``Hang``,
+``Refuse``); the server adds the hostile answers only HTTP can give.
 
 Example:
     >>> provider = ScriptedProvider()
     >>> provider.script("gpt-4o", Fail(429, {"error": {"code": "rate_limit_exceeded"}}),
     ...                 Reply("hi"))
     >>> rt = Runtime(config, providers={"openai": provider})
+    >>> with FakeServer() as server:      # the same, over real HTTP
+    ...     server.script("gpt-4o", Fail(429, {"error": {"code": "rate_limit_exceeded"}}))
 """
 
 from __future__ import annotations
 
-import collections
 import itertools
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
@@ -22,9 +25,28 @@ from ._classify import Failure, classify, transport_failure
 from ._clock import SystemClock
 from ._config import HEALTH_KINDS, Config, CooldownConfig, ProviderConfig, RetryConfig
 from ._errors import ErrorKind
+from ._fakeserver import (
+    EmptyBody,
+    FakeServer,
+    Html,
+    HugeLine,
+    InvalidUtf8,
+    JsonBody,
+    ResetMidHeaders,
+    ServerCall,
+    ServerRequest,
+    ServerRule,
+    ServerStep,
+    Trickle,
+    TruncatedJson,
+    WrongContentType,
+    closed_port_url,
+    connect_blackhole,
+)
 from ._providers import ProviderCall, ProviderFailure
 from ._redact import Redactor
-from ._types import Done, Event, ReasoningDelta, TextDelta, ToolCall, Usage
+from ._script import Cut, Fail, Hang, Refuse, Reply, Script, Step, StreamError
+from ._types import Done, Event, ReasoningDelta, TextDelta
 
 
 class FakeClock:
@@ -61,63 +83,7 @@ class FakeClock:
         return event.is_set()
 
 
-# --- script steps ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Reply:
-    """A successful stream: ``text`` split into ``chunks`` deltas, then Done.
-
-    ``delay`` is the wait before the first event; ``chunk_delay`` the gap between events.
-    """
-
-    text: str = "ok"
-    chunks: int = 1
-    delay: float = 0.0
-    chunk_delay: float = 0.0
-    reasoning: str = ""
-    tool_calls: tuple[ToolCall, ...] = ()
-    finish_reason: str = "stop"
-    usage: Usage | None = None
-
-
-@attrs.frozen
-class Fail:
-    """An HTTP error response, classified exactly as a real one would be."""
-
-    status: int
-    body: Any = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    delay: float = 0.0
-
-
-@attrs.frozen
-class StreamError:
-    """A 200 stream whose first frame is an error event (classified by its body)."""
-
-    body: Any
-
-
-@attrs.frozen
-class Cut:
-    """A stream that sends ``after`` text deltas and then drops the connection."""
-
-    after: int = 1
-    text: str = "partial "
-
-
-@attrs.frozen
-class Hang:
-    """An upstream that accepts the call and never sends anything."""
-
-
-@attrs.frozen
-class Refuse:
-    """A connection refused before any response."""
-
-
-Step = Reply | Fail | StreamError | Cut | Hang | Refuse
-Rule = Callable[[ProviderCall], Step]
+Rule = Callable[[ProviderCall], Step | None]
 
 
 @attrs.frozen
@@ -139,44 +105,32 @@ class ScriptedProvider:
     """
 
     def __init__(self, default: Step | None = None, *, secrets: tuple[str, ...] = ()) -> None:
-        self.default: Step = default or Reply()
         self.calls: list[Call] = []
-        self._scripts: dict[tuple[str | None, str | None], collections.deque[Step]] = {}
-        self._rule: Rule | None = None
-        self._lock = threading.Lock()
+        self._script: Script[Step, ProviderCall] = Script(default or Reply())
         self._redact = Redactor(secrets)
 
     def __repr__(self) -> str:
         return f"ScriptedProvider({len(self.calls)} calls)"
 
+    @property
+    def default(self) -> Step:
+        """The step for calls that no script or rule decides."""
+        return self._script.default
+
+    @default.setter
+    def default(self, step: Step) -> None:
+        self._script.default = step
+
     def script(self, model: str | None, *steps: Step, key: str | None = None) -> None:
         """Queue ``steps`` for calls to ``model`` (None: any model) with ``key`` (None: any)."""
-        if not steps:
-            raise ValueError("script() needs at least one step")
-        with self._lock:
-            self._scripts[(model, key)] = collections.deque(steps)
+        self._script.script(model, *steps, key=key)
 
     def rule(self, fn: Rule | None) -> None:
         """Decide each call with ``fn(call) -> Step`` (after any matching script)."""
-        self._rule = fn
+        self._script.rule(fn)
 
     def calls_to(self, model: str) -> list[Call]:
         return [c for c in self.calls if c.model == model]
-
-    def _next_step(self, call: ProviderCall) -> Step:
-        with self._lock:
-            for match in (
-                (call.model, call.api_key),
-                (call.model, None),
-                (None, call.api_key),
-                (None, None),
-            ):
-                steps = self._scripts.get(match)
-                if steps:
-                    return steps.popleft() if len(steps) > 1 else steps[0]
-        if self._rule is not None:
-            return self._rule(call)
-        return self.default
 
     def open(self, call: ProviderCall) -> Iterator[Event]:
         self.calls.append(
@@ -184,7 +138,7 @@ class ScriptedProvider:
                 model=call.model, key=call.api_key, max_tokens=call.max_tokens, at=call.clock.now()
             )
         )
-        step = self._next_step(call)
+        step = self._script.next(call.model, call.api_key, call)
         # Failures before any event are raised here, as an HTTP adapter raises on the status.
         if isinstance(step, Refuse):
             raise ProviderFailure(transport_failure("connection refused", timeout=False))
@@ -224,7 +178,7 @@ class ScriptedProvider:
             raise ProviderFailure(transport_failure("connection reset by peer", timeout=False))
         assert isinstance(step, Reply)
         self._pause(call, step.delay, call.first_token_timeout, "no first token")
-        pieces = _split(step.text, step.chunks)
+        pieces = step.pieces()
         first = True
         if step.reasoning:
             yield ReasoningDelta(step.reasoning)
@@ -236,14 +190,6 @@ class ScriptedProvider:
             yield TextDelta(piece)
         yield from step.tool_calls
         yield Done(finish_reason=step.finish_reason, usage=step.usage)
-
-
-def _split(text: str, chunks: int) -> list[str]:
-    if not text:
-        return []
-    chunks = max(1, min(chunks, len(text)))
-    size = -(-len(text) // chunks)
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def failure(kind: ErrorKind, message: str = "") -> Failure:
@@ -273,13 +219,16 @@ MIXED_FAULTS: tuple[tuple[Step, float], ...] = (
 FLEET_MODELS = ("a/m1", "a/m2", "b/m3", "fast")
 
 
-def random_faults(rng: random.Random, mix: Sequence[tuple[Step, float]] = MIXED_FAULTS) -> Rule:
-    """A rule for :meth:`ScriptedProvider.rule` drawing each call's step from ``mix`` by
-    weight, with ``rng`` (deterministic for a seeded one, when called from one thread)."""
+def random_faults(
+    rng: random.Random, mix: Sequence[tuple[Step, float]] = MIXED_FAULTS
+) -> Callable[[object], Step]:
+    """A rule for :meth:`ScriptedProvider.rule` or :meth:`FakeServer.rule` drawing each
+    call's step from ``mix`` by weight, with ``rng`` (deterministic for a seeded one, when
+    called from one thread)."""
     steps = [step for step, _ in mix]
     weights = list(itertools.accumulate(weight for _, weight in mix))
 
-    def rule(call: ProviderCall) -> Step:
+    def rule(call: object) -> Step:
         return rng.choices(steps, cum_weights=weights)[0]
 
     return rule
@@ -316,17 +265,33 @@ def fleet_config(*, workers: int = 16, base_url: str = "http://fleet.invalid") -
 __all__ = [
     "Call",
     "Cut",
+    "EmptyBody",
     "FLEET_MODELS",
     "Fail",
     "FakeClock",
+    "FakeServer",
     "Hang",
+    "Html",
+    "HugeLine",
+    "InvalidUtf8",
+    "JsonBody",
     "MIXED_FAULTS",
     "Refuse",
     "Reply",
+    "ResetMidHeaders",
     "ScriptedProvider",
+    "ServerCall",
+    "ServerRequest",
+    "ServerRule",
+    "ServerStep",
     "Step",
     "StreamError",
     "SystemClock",
+    "Trickle",
+    "TruncatedJson",
+    "WrongContentType",
+    "closed_port_url",
+    "connect_blackhole",
     "failure",
     "fleet_config",
     "random_faults",

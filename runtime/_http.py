@@ -1,0 +1,553 @@
+"""The built-in provider adapters: OpenAI and Anthropic streaming over httpx.
+
+One :class:`HttpProvider` per configured provider owns one ``httpx.Client`` and one
+watchdog thread. ``open(call)`` returns a generator that sends the request inside
+``with client.stream(...)``, so the response is closed on every path, and yields events as
+SSE chunks arrive: the chain actor reads the first one (the commit point), the caller's
+thread reads the rest straight from the socket.
+
+Timeouts. httpx applies its read timeout to each socket read and fixes it when the request
+is sent, so it cannot say "the first content event within N seconds", "one whole event per
+idle gap" (a byte-a-second trickle resets it forever) or "nothing past the request
+deadline". The adapter gives httpx the budget as it stands when the request is sent, which
+cuts a silent server by itself, and the :class:`Watchdog` keeps each call's moving expiry.
+When an expiry passes, or the call is cancelled, or the provider is closed, the watchdog
+shuts the call's socket down; that wakes the blocked read at once, and the read's failure
+is reported as the timeout it really was. The reader only moves a float per chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import math
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from ._anthropic import AnthropicWire
+from ._classify import Failure, classify, transport_failure
+from ._clock import Clock
+from ._config import ProviderConfig
+from ._errors import ErrorKind
+from ._openai import OpenAIWire
+from ._providers import EventStream, ProviderCall, ProviderFailure
+from ._redact import Redactor
+from ._sse import MAX_EVENT_BYTES, SSEDecoder, SSEError
+from ._types import Event
+from ._wire import Wire, encode, error_failure, json_object, protocol_failure
+
+log = logging.getLogger("switchover.http")
+
+USER_AGENT = "switchover/0.1"
+#: Most bytes of an error response read for classification; the rest is dropped.
+MAX_ERROR_BODY = 64 * 1024
+#: Most bytes of a whole (non-streaming) JSON answer.
+MAX_JSON_BODY = MAX_EVENT_BYTES
+#: How long the rest of a body may take after its end event; reading it lets the
+#: connection go back to the pool instead of being closed.
+DRAIN_GRACE = 1.0
+#: How often the watchdog looks at the cancel flags of running calls.
+CANCEL_POLL = 0.05
+#: How long the watchdog sleeps when no call is running (it is woken for a new one).
+IDLE_SLEEP = 3600.0
+
+#: Every httpx exception class: (kind, is it a timeout, what it means). One table, read by
+#: :func:`transport_failure_of`; a test checks that it names every class httpx exports.
+HTTPX_ERRORS: Mapping[type[Exception], tuple[ErrorKind, bool, str]] = {
+    httpx.ConnectTimeout: (ErrorKind.TRANSIENT, True, "connect timeout"),
+    httpx.ReadTimeout: (ErrorKind.TRANSIENT, True, "no data from the provider in time"),
+    httpx.WriteTimeout: (ErrorKind.TRANSIENT, True, "the provider stopped reading the request"),
+    httpx.PoolTimeout: (ErrorKind.TRANSIENT, True, "no free connection in time"),
+    httpx.TimeoutException: (ErrorKind.TRANSIENT, True, "timeout"),
+    httpx.ConnectError: (ErrorKind.TRANSIENT, False, "connection failed (refused or unreachable)"),
+    httpx.ReadError: (ErrorKind.TRANSIENT, False, "connection reset while reading"),
+    httpx.WriteError: (ErrorKind.TRANSIENT, False, "connection reset while sending"),
+    httpx.CloseError: (ErrorKind.TRANSIENT, False, "connection failed while closing"),
+    httpx.NetworkError: (ErrorKind.TRANSIENT, False, "network error"),
+    httpx.RemoteProtocolError: (
+        ErrorKind.TRANSIENT,
+        False,
+        "the provider closed the connection or broke HTTP",
+    ),
+    httpx.LocalProtocolError: (ErrorKind.UNKNOWN, False, "the request is not valid HTTP"),
+    httpx.ProtocolError: (ErrorKind.TRANSIENT, False, "HTTP protocol error"),
+    httpx.ProxyError: (ErrorKind.TRANSIENT, False, "the proxy failed"),
+    httpx.UnsupportedProtocol: (ErrorKind.UNKNOWN, False, "unsupported URL scheme"),
+    httpx.TransportError: (ErrorKind.TRANSIENT, False, "transport error"),
+    httpx.DecodingError: (ErrorKind.TRANSIENT, False, "the body's content encoding is corrupt"),
+    httpx.TooManyRedirects: (ErrorKind.UNKNOWN, False, "too many redirects"),
+    httpx.RequestError: (ErrorKind.UNKNOWN, False, "request error"),
+    httpx.HTTPStatusError: (ErrorKind.UNKNOWN, False, "HTTP status error"),
+    httpx.HTTPError: (ErrorKind.UNKNOWN, False, "HTTP error"),
+    httpx.InvalidURL: (ErrorKind.UNKNOWN, False, "invalid URL"),
+    httpx.CookieConflict: (ErrorKind.UNKNOWN, False, "cookie conflict"),
+    httpx.StreamClosed: (ErrorKind.TRANSIENT, False, "the response was closed while reading"),
+    httpx.StreamConsumed: (ErrorKind.UNKNOWN, False, "the response was already read"),
+    httpx.ResponseNotRead: (ErrorKind.UNKNOWN, False, "the response was not read"),
+    httpx.RequestNotRead: (ErrorKind.UNKNOWN, False, "the request was not read"),
+    httpx.StreamError: (ErrorKind.UNKNOWN, False, "stream error"),
+}
+_CAUGHT = (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError)
+
+
+def transport_failure_of(error: Exception, redact: Redactor) -> Failure:
+    """The failure for an httpx exception: the entry of its most specific class."""
+    kind, timeout, what = next(
+        HTTPX_ERRORS[cls] for cls in type(error).__mro__ if cls in HTTPX_ERRORS
+    )
+    detail = str(error) or type(error).__name__
+    return Failure(
+        kind=kind,
+        message=redact(f"{what} ({type(error).__name__}: {detail})"),
+        timeout=timeout,
+    )
+
+
+# --- the watchdog -------------------------------------------------------------------------
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # The plain socket's shutdown, even for an SSLSocket: SSLSocket.shutdown would also drop
+    # its SSL object under the reading thread's feet. A closed socket raises EBADF (its fd
+    # is -1, so a reused descriptor number is never touched).
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watch:
+    """One call's timer. The reading thread moves ``expires``; the watchdog fires it.
+
+    Plain attribute writes are atomic under the GIL, and a late or early read of
+    ``expires`` by the watchdog only moves a firing by one poll, so the hot path takes no
+    lock. ``limit`` is the first-token bound until content arrives, then the deadline.
+    """
+
+    __slots__ = (
+        "cancel",
+        "deadline",
+        "expires",
+        "failure",
+        "first_token",
+        "idle",
+        "limit",
+        "sock",
+        "watchdog",
+    )
+
+    def __init__(self, watchdog: Watchdog, call: ProviderCall, now: float) -> None:
+        self.watchdog = watchdog
+        self.cancel = call.cancel
+        self.deadline = call.deadline
+        self.idle = call.idle_timeout
+        self.first_token = call.first_token_timeout
+        self.limit = (
+            call.deadline
+            if call.first_token_timeout is None
+            else min(now + call.first_token_timeout, call.deadline)
+        )
+        self.expires = min(now + self.idle, self.limit)
+        self.sock: socket.socket | None = None
+        self.failure: Failure | None = None
+
+    def trace(self, name: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook: learn the socket of a new connection before any read."""
+        if name == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            if stream is not None:
+                self.watchdog.adopt(self, stream.get_extra_info("socket"))
+
+    def attach(self, response: httpx.Response) -> None:
+        """Learn the socket from the response (a reused connection has no connect trace)."""
+        stream = response.extensions.get("network_stream")
+        if stream is not None:
+            self.watchdog.adopt(self, stream.get_extra_info("socket"))
+
+    def content_started(self) -> None:
+        """The first content arrived: only the idle gap and the deadline apply now."""
+        self.limit = self.deadline
+
+    def expired(self, now: float) -> Failure:
+        """Why the watch ran out at ``now``."""
+        if now >= self.deadline:
+            return transport_failure(
+                "the request deadline passed waiting for the provider", timeout=True
+            )
+        if self.limit < self.deadline and now >= self.limit:
+            return transport_failure(f"no first token within {self.first_token:.3g}s", timeout=True)
+        return transport_failure(
+            f"idle: no event from the provider for {self.idle:.3g}s", timeout=True
+        )
+
+
+_CANCELLED = transport_failure("cancelled: the runtime is stopping", timeout=False)
+_CLOSED = transport_failure("the provider adapter was closed", timeout=False)
+_ABORTED = transport_failure("the stream was closed while it was being read", timeout=False)
+
+
+class Watchdog:
+    """One thread that fires expired, cancelled or aborted calls by shutting their socket.
+
+    A call whose socket is not known yet (a reused keep-alive connection before its
+    response headers arrive) is cut by httpx's own read timeout, which equals its first
+    expiry; if it is cancelled, every socket not attached to another live call is shut
+    (idle pooled connections lose nothing but their reuse).
+    """
+
+    def __init__(self, clock: Clock, name: str) -> None:
+        self._clock = clock
+        self._name = name
+        self._lock = threading.Lock()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._live: set[_Watch] = set()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._seq = itertools.count()
+        self._wakeup = threading.Event()
+        self._sleep_until = -math.inf
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Watchdog({self._name}, {len(self._live)} calls)"
+
+    def watch(self, watch: _Watch) -> None:
+        """Start timing ``watch``; raises ProviderFailure if the provider is closed."""
+        with self._lock:
+            if self._closed:
+                raise ProviderFailure(_CLOSED)
+            self._live.add(watch)
+            heapq.heappush(self._heap, (watch.expires, next(self._seq), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            wake = watch.expires < self._sleep_until
+        if wake:
+            self._wakeup.set()
+
+    def unwatch(self, watch: _Watch) -> None:
+        """Stop timing ``watch``: once this returns, its socket is never shut by us."""
+        with self._lock:
+            self._live.discard(watch)
+
+    def adopt(self, watch: _Watch, sock: socket.socket | None) -> None:
+        """Record ``sock`` as the socket of ``watch`` (shut at once if it already fired)."""
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.add(sock)
+            watch.sock = sock
+            if watch.failure is not None and watch in self._live:
+                _shutdown(sock)
+
+    def abort(self, watch: _Watch) -> None:
+        """Make a call being read on another thread fail at once."""
+        with self._lock:
+            if watch in self._live and watch.failure is None:
+                self._fire(watch, _ABORTED)
+
+    def close(self) -> None:
+        """Fail every running call, shut every socket, stop the thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for watch in self._live:
+                if watch.failure is None:
+                    watch.failure = _CLOSED
+            for sock in list(self._sockets):
+                _shutdown(sock)
+            thread = self._thread
+        self._wakeup.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _fire(self, watch: _Watch, failure: Failure) -> None:
+        """Under the lock: record why, then wake the reader by shutting its socket."""
+        watch.failure = failure
+        if watch.sock is not None:
+            _shutdown(watch.sock)
+        elif failure is _CANCELLED:
+            attached = {w.sock for w in self._live if w.sock is not None}
+            for sock in list(self._sockets):
+                if sock not in attached:
+                    _shutdown(sock)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    wait = self._tick(self._clock.now())
+                except Exception:  # a timer thread that dies would leave every call untimed
+                    log.exception("watchdog %s failed; carrying on", self._name)
+                    wait = CANCEL_POLL
+                self._wakeup.clear()
+            self._clock.wait(self._wakeup, wait)
+
+    def _tick(self, now: float) -> float:
+        """Under the lock: fire what is due; return how long to sleep."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, watch = heapq.heappop(heap)
+            if watch not in self._live or watch.failure is not None:
+                continue
+            if watch.expires <= now:
+                self._fire(watch, watch.expired(now))
+            else:  # it moved on since it was queued: requeue at its new expiry
+                heapq.heappush(heap, (watch.expires, next(self._seq), watch))
+        for watch in self._live:
+            if watch.failure is None and watch.cancel.is_set():
+                self._fire(watch, _CANCELLED)
+        if len(heap) > 2 * len(self._live) + 64:  # finished calls linger here until due
+            self._heap = heap = [e for e in heap if e[2] in self._live]
+            heapq.heapify(heap)
+        wait = CANCEL_POLL if self._live else IDLE_SLEEP
+        if heap:
+            wait = min(wait, heap[0][0] - now)
+        self._sleep_until = now + wait
+        return wait
+
+
+# --- the adapter ----------------------------------------------------------------------------
+
+
+class _HttpStream:
+    """The live stream handed to the chain actor, then to the caller."""
+
+    __slots__ = ("_events", "_watch")
+
+    def __init__(self, events: Generator[Event, None, None], watch: _Watch) -> None:
+        self._events = events
+        self._watch = watch
+
+    def __repr__(self) -> str:
+        return "HttpStream()"
+
+    def __iter__(self) -> _HttpStream:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Close the response at once (from the reading thread or any other)."""
+        try:
+            self._events.close()
+        except ValueError:
+            # "generator already executing": another thread is blocked inside next().
+            # Shutting its socket makes that read fail now; the generator then closes itself.
+            self._watch.watchdog.abort(self._watch)
+
+
+class HttpProvider:
+    """A provider adapter over HTTP for one configured provider.
+
+    Args:
+        config: the provider's configuration (base URL, timeouts).
+        wire: the API flavour (:class:`OpenAIWire` or :class:`AnthropicWire`).
+        workers: keep-alive connections to hold (the runtime's ``chain_workers``).
+        clock: the time source for timeouts.
+        redact: removes keys from every message.
+    """
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        wire: Wire,
+        *,
+        workers: int,
+        clock: Clock,
+        redact: Redactor,
+    ) -> None:
+        self.name = config.name
+        self._wire = wire
+        self._url = wire.url(config.base_url)
+        self._clock = clock
+        self._redact = redact
+        # Keep-alive for one connection per chain worker; no cap on open connections, since
+        # committed streams are read by callers while the workers already serve others.
+        self._client = httpx.Client(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=workers),
+            headers={"user-agent": USER_AGENT},
+            follow_redirects=False,
+        )
+        self._watchdog = Watchdog(clock, f"switchover-watchdog-{config.name}")
+
+    def __repr__(self) -> str:
+        return f"HttpProvider({self.name!r}, {self._wire!r}, url={self._url!r})"
+
+    def open(self, call: ProviderCall) -> EventStream:
+        """Start one attempt; the request is sent when the first event is read."""
+        watch = _Watch(self._watchdog, call, self._clock.now())
+        return _HttpStream(self._events(call, watch), watch)
+
+    def close(self) -> None:
+        """Fail in-flight calls at once and close every connection."""
+        self._watchdog.close()
+        self._client.close()
+
+    @contextlib.contextmanager
+    def _guard(self, watch: _Watch) -> Iterator[None]:
+        """The one place where httpx (and decoding) exceptions become ProviderFailure.
+
+        A fired watch wins: the read failed because the watchdog cut it.
+        """
+        try:
+            yield
+        except _CAUGHT as error:
+            failure = watch.failure
+            if failure is None and isinstance(error, httpx.ReadTimeout):
+                # httpx's read timeout is the watch's budget as it stood when the request
+                # was sent; say which budget it was, as the watchdog would have.
+                failure = watch.expired(self._clock.now())
+            # "from None": the httpx error holds the request, whose headers hold the key.
+            raise ProviderFailure(failure or transport_failure_of(error, self._redact)) from None
+        except SSEError as error:
+            raise ProviderFailure(
+                watch.failure or protocol_failure(str(error), self._redact).failure
+            ) from None
+        except ProviderFailure:
+            if watch.failure is None:
+                raise
+            raise ProviderFailure(watch.failure) from None
+
+    def _events(self, call: ProviderCall, watch: _Watch) -> Generator[Event, None, None]:
+        try:
+            with self._guard(watch):
+                yield from self._exchange(call, watch)
+        finally:
+            self._watchdog.unwatch(watch)
+
+    def _exchange(self, call: ProviderCall, watch: _Watch) -> Iterator[Event]:
+        if call.cancel.is_set():
+            raise ProviderFailure(_CANCELLED)
+        if call.remaining() <= 0:
+            raise ProviderFailure(
+                transport_failure("no time left before the request deadline", timeout=True)
+            )
+        content = encode(self._wire.body(call), self._redact)
+        first = call.first_token_timeout
+        wait = call.cut(call.idle_timeout if first is None else min(first, call.idle_timeout))
+        timeout = httpx.Timeout(
+            connect=call.cut(call.connect_timeout), read=wait, write=wait, pool=call.remaining()
+        )
+        self._watchdog.watch(watch)
+        with self._client.stream(
+            "POST",
+            self._url,
+            content=content,
+            headers=self._wire.headers(call.api_key),
+            timeout=timeout,
+            extensions={"trace": watch.trace},
+        ) as response:
+            try:
+                watch.attach(response)
+                chunks = response.iter_bytes()
+                if not response.is_success:
+                    body, _ = self._read(chunks, MAX_ERROR_BODY, watch)
+                    raise ProviderFailure(
+                        classify(
+                            status=response.status_code,
+                            body=body,
+                            headers=response.headers,
+                            wall=call.clock.wall,
+                            redact=self._redact,
+                        )
+                    )
+                media = response.headers.get("content-type", "").partition(";")[0]
+                media = media.strip().lower()
+                if media == "application/json" or media.endswith("+json"):
+                    yield from self._whole(chunks, watch)
+                elif media in ("text/event-stream", ""):
+                    yield from self._stream(chunks, watch)
+                else:
+                    raise protocol_failure(
+                        f"HTTP {response.status_code} with content type {media!r}, "
+                        "not an event stream",
+                        self._redact,
+                    )
+            finally:
+                # Before the connection goes back to the pool: never shut it after this.
+                self._watchdog.unwatch(watch)
+
+    def _read(self, chunks: Iterator[bytes], limit: int, watch: _Watch) -> tuple[bytes, bool]:
+        """Up to ``limit`` bytes of the body, and whether there was more."""
+        parts: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            watch.expires = min(self._clock.now() + watch.idle, watch.limit)
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return b"".join(parts)[:limit], True
+        return b"".join(parts), False
+
+    def _whole(self, chunks: Iterator[bytes], watch: _Watch) -> Iterator[Event]:
+        """A whole JSON answer where a stream was asked for: accepted as one event each."""
+        data, more = self._read(chunks, MAX_JSON_BODY, watch)
+        if more:
+            raise protocol_failure(f"a JSON answer larger than {MAX_JSON_BODY} bytes", self._redact)
+        if not data.strip():
+            raise protocol_failure("HTTP 200 with an empty body", self._redact)
+        payload = json_object(data, "the JSON answer", self._redact)
+        if payload.get("error"):
+            raise error_failure(payload, self._redact)
+        events = self._wire.completion(payload, self._redact)
+        watch.content_started()
+        watch.expires = watch.deadline
+        yield from events
+
+    def _stream(self, chunks: Iterator[bytes], watch: _Watch) -> Iterator[Event]:
+        decoder = SSEDecoder()
+        parser = self._wire.parser(self._redact)
+        now = self._clock.now
+        idle = watch.idle
+
+        def parse(pairs: list[tuple[str, str]]) -> list[Event]:
+            events: list[Event] = []
+            for name, data in pairs:
+                events += parser.event(name, data)
+            if parser.content and watch.limit != watch.deadline:
+                watch.content_started()
+            return events
+
+        for chunk in chunks:
+            pairs = decoder.feed(chunk)
+            if not pairs:
+                continue  # no whole event yet: a trickle does not count as progress
+            events = parse(pairs)
+            if events:
+                watch.expires = watch.deadline  # the caller's time is not the provider's idle
+                yield from events
+            if parser.done:
+                break
+            watch.expires = min(now() + idle, watch.limit)
+        else:
+            yield from parse(decoder.flush())
+        if parser.done:
+            self._drain(chunks, watch)
+        yield from parser.end()
+
+    def _drain(self, chunks: Iterator[bytes], watch: _Watch) -> None:
+        """Read what is left after the end event, briefly, so the connection is reusable."""
+        watch.expires = min(self._clock.now() + DRAIN_GRACE, watch.deadline)
+        with contextlib.suppress(ProviderFailure), self._guard(watch):
+            for _ in chunks:
+                pass
+
+
+WIRES: Mapping[str, Callable[[], Wire]] = {"openai": OpenAIWire, "anthropic": AnthropicWire}
+
+
+def http_provider(
+    config: ProviderConfig, *, workers: int, clock: Clock, redact: Redactor
+) -> HttpProvider:
+    """The built-in adapter for ``config.api`` (``"openai"`` or ``"anthropic"``)."""
+    return HttpProvider(config, WIRES[config.api](), workers=workers, clock=clock, redact=redact)

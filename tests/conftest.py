@@ -1,0 +1,99 @@
+"""Shared fixtures: a small config, a scripted provider, a fake clock, a running runtime."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import freezegun
+import pytest
+
+from runtime import Config, ProviderConfig, Runtime
+from runtime.testing import FakeClock, ScriptedProvider
+
+# freezegun would also freeze the timeouts of pykka's futures (and so hang live actors):
+# frozen time is only ever meant for switchover's own wall-clock logic.
+freezegun.configure(extend_ignore_list=["pykka"])
+
+#: Keys of the shared config; none contains a hex run, so no fingerprint can echo one.
+KEYS = {
+    ("openai", "main"): "sk-proj-MainQuokkaXylophoneJuniper",
+    ("openai", "backup"): "sk-proj-BackupWombatQuasarZephyr",
+    ("claude", "default"): "sk-ant-api03-KiwiMarzipanVortexGlyph",
+}
+
+
+def make_config(keys: dict[tuple[str, str], str] = KEYS) -> Config:
+    """Two providers (openai: main, backup; claude: default), a fallback and an alias."""
+    profiles: dict[str, dict[str, str]] = {}
+    for (provider, profile), key in keys.items():
+        profiles.setdefault(provider, {})[profile] = key
+    return Config(
+        providers=[
+            ProviderConfig(
+                name="openai",
+                api="openai",
+                base_url="https://api.openai.test/v1",
+                profiles=profiles["openai"],
+            ),
+            ProviderConfig(
+                name="claude",
+                api="anthropic",
+                base_url="https://api.anthropic.test",
+                profiles=profiles["claude"],
+            ),
+        ],
+        fallbacks=("claude/claude-sonnet-4-5",),
+        aliases={"fast": "openai/gpt-4o-mini"},
+        chain_workers=4,
+    )
+
+
+@pytest.fixture
+def config() -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider(secrets=tuple(KEYS.values()))
+
+
+@pytest.fixture
+def runtime(config: Config, provider: ScriptedProvider, clock: FakeClock) -> Iterator[Runtime]:
+    with Runtime(config, providers={"openai": provider, "claude": provider}, clock=clock) as rt:
+        yield rt
+
+
+@pytest.fixture
+def hold(runtime: Runtime) -> Iterator[Callable[[str], None]]:
+    """``hold(name)`` keeps an actor busy inside a handler until the test ends."""
+    release = threading.Event()
+
+    def hold_actor(name: str) -> None:
+        assert runtime.inject_hold(name, release).wait(timeout=10)
+
+    yield hold_actor
+    release.set()  # before the runtime fixture stops the actors
+
+
+@pytest.fixture
+def settle(runtime: Runtime) -> Callable[..., None]:
+    """``settle(*names)`` returns once those actors have handled everything sent so far.
+
+    Outcomes reach the key and health actors as tells; a message that is answered in
+    mailbox order is the barrier (a hold whose release is already set).
+    """
+
+    def wait_for(*names: str) -> None:
+        done = threading.Event()
+        done.set()
+        for name in names:
+            assert runtime.inject_hold(name, done).wait(timeout=10)
+
+    return wait_for
