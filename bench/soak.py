@@ -1,7 +1,9 @@
 """Soak: hours-scale mixed faults through one runtime, watching for leaks.
 
 Callers in a closed loop stream requests through a mixed-fault fleet (every fault of
-:data:`runtime.testing.MIXED_FAULTS`), while actors are crashed at random now and then.
+:data:`runtime.testing.MIXED_FAULTS`), in-process (``--target scripted``) or over loopback
+HTTP through the built-in adapters (``--target http``), while actors are crashed at random
+now and then.
 Every interval it prints the process's RSS, thread count and open descriptors with the
 requests finished in that interval; at the end it prints how each moved.
 
@@ -27,8 +29,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from runtime import Request, Runtime, SwitchoverError
-from runtime.testing import FLEET_MODELS, ScriptedProvider, fleet_config, random_faults
+from runtime.testing import (
+    FLEET_MODELS,
+    FakeServer,
+    ScriptedProvider,
+    fleet_config,
+    random_faults,
+)
 
 MESSAGES = ({"role": "user", "content": "soak"},)
 #: Every n-th request's latency is kept (hundreds of thousands finish each minute; the
@@ -113,13 +123,55 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class ScriptedFleet:
+    """The fleet in-process: one ScriptedProvider behind every provider."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.config = fleet_config(workers=args.workers)
+        self.rule = random_faults(random.Random(args.seed))
+        self.scripted = ScriptedProvider()
+        self.scripted.rule(self.rule)
+        # It logs every call for tests; here, keep only the latest few.
+        self.scripted.calls = collections.deque(maxlen=1000)  # type: ignore[assignment]
+        self.providers: dict[str, Any] | None = {
+            p.name: self.scripted for p in self.config.providers
+        }
+
+    def forget(self) -> None:
+        """Drop what the fake remembers (nothing to do: its log is bounded)."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class HttpFleet:
+    """The fleet over loopback HTTP: the built-in adapters against one FakeServer, with
+    first-token and idle timeouts a Python server on a busy core can meet."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.server = FakeServer().start()
+        config = fleet_config(workers=args.workers, base_url=self.server.openai_url)
+        lenient = {"connect_timeout": 1.0, "first_token_timeout": 0.5, "idle_timeout": 0.5}
+        self.config = attrs.evolve(
+            config, providers=[attrs.evolve(p, **lenient) for p in config.providers]
+        )
+        self.rule = random_faults(random.Random(args.seed))
+        self.server.rule(self.rule)
+        self.providers: dict[str, Any] | None = None  # the built-in HTTP adapters
+
+    def forget(self) -> None:
+        """The server records every call: clear it, then put the rule back at once."""
+        self.server.reset()
+        self.server.rule(self.rule)
+
+    def close(self) -> None:
+        self.server.close()
+
+
 def soak(args: argparse.Namespace) -> dict[str, Any]:
-    config = fleet_config(workers=args.workers)
-    scripted = ScriptedProvider()
-    scripted.rule(random_faults(random.Random(args.seed)))
-    # The scripted provider logs every call for tests; here, keep only the latest few.
-    scripted.calls = collections.deque(maxlen=1000)  # type: ignore[assignment]
-    providers = {p.name: scripted for p in config.providers}
+    fleet = HttpFleet(args) if args.target == "http" else ScriptedFleet(args)
+    config = fleet.config
+    providers = fleet.providers
     baseline = process_figures()
     print(f"baseline before start: {baseline}", flush=True)
     samples: list[dict[str, Any]] = []
@@ -143,6 +195,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         while time.monotonic() < end:
             load.stop.wait(min(args.interval, max(0.0, end - time.monotonic())))
             minute = round((time.monotonic() - started) / 60, 2)
+            fleet.forget()
             outcomes, latencies = load.take()
             sample = {
                 "minute": minute,
@@ -166,9 +219,11 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         if crasher.is_alive():
             crasher.join()
         restarts = sum(a.restarts for a in rt.inspect().actors)
+    fleet.close()
     after = process_figures()
     first, last = samples[0], samples[-1]
     summary = {
+        "target": args.target,
         "minutes": args.minutes,
         "threads_callers": args.threads,
         "chain_workers": args.workers,
@@ -197,6 +252,12 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--target",
+        choices=["scripted", "http"],
+        default="scripted",
+        help="the fleet in-process, or over loopback HTTP through the built-in adapters",
     )
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
