@@ -28,6 +28,7 @@ from runtime._errors import (
 )
 from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
 from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
+from runtime._redact import Redactor, redacted_traceback
 from runtime._types import Attempt, Event, ServedBy
 from runtime.history import AttemptRecord
 
@@ -38,6 +39,7 @@ from .messages import (
     AcquireModel,
     Committed,
     Failed,
+    Inspect,
     KeyOutcome,
     KeyPermit,
     ModelOutcome,
@@ -163,6 +165,7 @@ class _Walk:
         self.directory = actor._directory
         self.history = actor.history
         self.attempts: list[Attempt] = []
+        self.told: set[str] = set()
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -173,6 +176,8 @@ class _Walk:
                 committed = self._entry(entry, last=index == len(self.run_msg.chain) - 1)
                 if committed is not None:
                     return committed
+            self._check_time()  # the last entry may have waited until the deadline
+            self._flush()
             return self._fail(
                 ChainExhausted(
                     self._exhausted_message(),
@@ -186,13 +191,26 @@ class _Walk:
     def _fail(self, error: BaseException) -> Failed:
         return Failed(request_id=self.run_msg.request_id, error=error)
 
+    def _tell(self, name: str, message: object) -> None:
+        self.told.add(name)
+        self.directory.tell(name, message)
+
+    def _flush(self) -> None:
+        """Wait until the actors this walk told have handled it (an ask queues behind the
+        tells), so that ``retry_after`` reads the cooldowns this walk's failures caused."""
+        for name in sorted(self.told):
+            self._ask(name, Inspect())
+
     def _status(self, **changes: Any) -> None:
         self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))
 
-    def _check_time(self) -> float:
-        """Stop if the runtime is stopping or the deadline has passed; else the time now."""
+    def _check_cancel(self) -> None:
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
+
+    def _check_time(self) -> float:
+        """Stop if the runtime is stopping or the deadline has passed; else the time now."""
+        self._check_cancel()
         now = self.clock.now()
         if now >= self.run_msg.deadline:
             raise _Stop(
@@ -276,9 +294,9 @@ class _Walk:
             return None
         finally:
             if verdict is not None:
-                self.directory.tell(HEALTH, ModelOutcome(entry.key, "error", verdict, probe))
+                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict, probe))
             elif probe:
-                self.directory.tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
+                self._tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
 
     def _profiles(self, entry: ChainEntry, *, last: bool, probe: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)
@@ -315,12 +333,12 @@ class _Walk:
                     outcome = self._call(
                         entry, profile, key, max_tokens, last=last, probe=probe, gate_at=gate_at
                     )
+                    held = False  # the call's outcome (or the stream) reports to the key
                     if isinstance(outcome, Committed):
-                        held = False  # the stream reports the key's outcome when it ends
                         return outcome
                     failure = outcome
-                    self.directory.tell(name, KeyOutcome("error", failure))
-                    held = False
+                    self._tell(name, KeyOutcome("error", failure))
+                    self._check_cancel()
                     kind = failure.kind
                     if kind in KEY_KINDS:
                         key_failure = failure
@@ -339,7 +357,7 @@ class _Walk:
                         max_tokens = None  # for this model only, once
                         continue
                     if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
-                        raise _NextModel()  # the model's own default is too high
+                        raise _NextModel()  # the model's own default is too high: not the caller's
                     if kind in (
                         ErrorKind.OUTPUT_LIMIT,
                         ErrorKind.CONTEXT_EXCEEDED,
@@ -353,7 +371,7 @@ class _Walk:
                     raise _NextModel()  # invalid_request: this model cannot take it
             finally:
                 if held:  # left without a call outcome: let the next caller have the key
-                    self.directory.tell(name, KeyOutcome("released"))
+                    self._tell(name, KeyOutcome("released"))
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
         return None
@@ -394,9 +412,9 @@ class _Walk:
         try:
             return self.directory.ask(name, message, timeout)
         except (pykka.Timeout, pykka.ActorDeadError):
-            log.warning("no permit from %s within %.2fs", name, timeout)
+            log.warning("no answer from %s within %.2fs", name, timeout)
         except Exception as error:  # it crashed on our ask; the supervisor restarts it
-            log.warning("%s failed to answer a permit: %s", name, type(error).__name__)
+            log.warning("%s failed to answer: %s", name, type(error).__name__)
         return None
 
     # -- one attempt -----------------------------------------------------------------------
@@ -436,11 +454,16 @@ class _Walk:
             stream = self.actor._providers[entry.provider].open(call)
             first: Event = next(stream)
         except ProviderFailure as error:
-            failure = error.failure
+            # Adapters redact, but a key must not leak through one that does not.
+            failure = attrs.evolve(error.failure, message=self.actor.redact(error.failure.message))
         except StopIteration:
             failure = Failure(kind=ErrorKind.UNKNOWN, message="stream ended before any event")
         except Exception as error:  # an adapter bug must not kill the walk
-            log.exception("provider %s raised unexpectedly", entry.provider)
+            log.error(
+                "provider %s raised unexpectedly: %s",
+                entry.provider,
+                redacted_traceback(error, self.actor.redact),
+            )
             failure = Failure(
                 kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}"
             )
@@ -467,10 +490,8 @@ class _Walk:
                 started=started,
             )
         if stream is not None:
-            stream.close()
+            _close(stream, self.actor.redact)
         self._note(entry, profile, failure, probe=probe, times=(gate_at, started, self.clock.now()))
-        if self.run_msg.cancel.is_set():
-            raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
         return failure
 
     # -- the end ---------------------------------------------------------------------------
@@ -509,6 +530,13 @@ class _Walk:
             if ready > now and (soonest is None or ready < soonest):
                 soonest = ready
         return None if soonest is None else soonest - now
+
+
+def _close(stream: EventStream, redact: Redactor) -> None:
+    try:
+        stream.close()
+    except Exception as error:  # an adapter bug must not kill the walk
+        log.error("closing a failed provider stream raised: %s", redacted_traceback(error, redact))
 
 
 def _rejection(kind: ErrorKind, failure: Failure) -> str:

@@ -228,12 +228,17 @@ class Config:
             raise ConfigError(
                 "chain_workers", f"must be an int in 1..1024, got {self.chain_workers!r}"
             )
-        for alias, target in self.aliases.items():
-            if "/" not in target or target.split("/", 1)[0] not in names:
-                raise ConfigError(
-                    f"aliases.{alias}",
-                    f"{target!r} must be 'provider/model' with a configured provider",
-                )
+        # A chain entry that names no configured provider would reject every request.
+        from ._chain import resolve_model
+        from ._errors import RequestRejected
+
+        entries = [(f"aliases.{a}", a) for a in self.aliases]
+        entries += [(f"fallbacks[{i}]", f) for i, f in enumerate(self.fallbacks)]
+        for field, name in entries:
+            try:
+                resolve_model(self, name)
+            except RequestRejected as error:
+                raise ConfigError(field, str(error)) from None
 
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider called ``name``, or None."""
@@ -284,13 +289,13 @@ def _expand(value: object, env: Mapping[str, str], where: str) -> Any:
     return value
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound=attrs.AttrsInstance)
 
 
 def _table(cls: type[T], data: object, where: str) -> T:
     if not isinstance(data, dict):
         raise ConfigError(where, f"must be a table, not {type(data).__name__}")
-    known = {a.name for a in attrs.fields(cls)}  # type: ignore[arg-type]
+    known = {a.name for a in attrs.fields(cls)}
     for key in data:
         if key not in known:
             raise ConfigError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -92,3 +93,9 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(scrub(v, redact) for v in value)
     return value
+
+
+def redacted_traceback(error: BaseException, redact: Redactor) -> str:
+    """``error`` with its traceback as text, secrets removed: an adapter's own exception
+    may quote the key it was handed."""
+    return redact("".join(traceback.format_exception(error)).rstrip(), limit=None)

@@ -229,7 +229,14 @@ class Runtime:
         if isinstance(answer, Failed):
             self._closed(answer.request_id, _terminal(answer.error))
             raise answer.error
-        return Stream(answer, supervisor.directory, self._stopping, self._clock, self._history)
+        return Stream(
+            answer,
+            supervisor.directory,
+            self._stopping,
+            supervisor.redact,
+            clock=self._clock,
+            history=self._history,
+        )
 
     def _dispatch(
         self, supervisor: Supervisor, message: RunRequest, timeout: float

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import NoReturn
 
+import attrs
+
 from actors import Directory
 from actors._directory import HEALTH, profile_name
 from actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
@@ -17,6 +19,7 @@ from ._clock import Clock
 from ._errors import ErrorKind, RuntimeStoppedError, StreamInterrupted
 from ._policy import HEALTHY
 from ._providers import ProviderFailure
+from ._redact import Redactor, redacted_traceback
 from ._types import Attempt, Done, Event, ServedBy, TextDelta
 from .history import AttemptRecord, History, RequestClosed, Terminal
 
@@ -41,10 +44,13 @@ class Stream:
         committed: Committed,
         directory: Directory,
         stopping: threading.Event,
+        redact: Redactor,
+        *,
         clock: Clock,
         history: History | None = None,
     ) -> None:
         self._committed = committed
+        self._redact = redact
         self._directory = directory
         self._stopping = stopping
         self._clock = clock
@@ -86,7 +92,9 @@ class Stream:
         except ProviderFailure as error:
             self._interrupt(error.failure)
         except Exception as error:  # an adapter bug still ends the stream cleanly for us
-            log.exception("provider stream raised unexpectedly")
+            log.error(
+                "provider stream raised unexpectedly: %s", redacted_traceback(error, self._redact)
+            )
             self._interrupt(
                 Failure(kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}")
             )
@@ -100,6 +108,7 @@ class Stream:
         return event
 
     def _interrupt(self, failure: Failure) -> NoReturn:
+        failure = attrs.evolve(failure, message=self._redact(failure.message))
         self._finish("error", failure)
         last = self._attempts[-1]
         self._attempts = (
@@ -173,8 +182,10 @@ class Stream:
         if close is not None:
             try:
                 close()
-            except Exception:
-                log.exception("closing a provider stream raised")
+            except Exception as error:
+                log.error(
+                    "closing a provider stream raised: %s", redacted_traceback(error, self._redact)
+                )
 
     def close(self) -> None:
         """Stop reading: release the connection; the outcome counts as neither good nor bad."""

@@ -1,12 +1,17 @@
-"""Shared fixtures: a small config, a scripted provider, a fake clock, a running runtime."""
+"""Shared fixtures: a small config, a scripted provider, a fake clock, a running runtime,
+runtimes built on demand that always stop, and a check that no actor outlives its test."""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import freezegun
+import pykka
 import pytest
+import support
 
 from runtime import Config, ProviderConfig, Runtime
 from runtime.testing import FakeClock, ScriptedProvider
@@ -97,3 +102,40 @@ def settle(runtime: Runtime) -> Callable[..., None]:
             assert runtime.inject_hold(name, done).wait(timeout=10)
 
     return wait_for
+
+
+@pytest.fixture
+def scripted() -> ScriptedProvider:
+    """One scripted provider behind every configured provider. It is given no secrets, so
+    the runtime itself must keep keys out of what it reports."""
+    return ScriptedProvider()
+
+
+@pytest.fixture
+def start(clock: FakeClock, scripted: ScriptedProvider) -> Iterator[support.StartRuntime]:
+    """``start(config=None, *, clock=..., provider=..., rng=...)`` -> a running Runtime that
+    is stopped at teardown. Defaults: ``support.make_config()``, the fake clock,
+    ``scripted``."""
+    started: list[Runtime] = []
+
+    def _start(config: Config | None = None, **kwargs: Any) -> Runtime:
+        config = config or support.make_config()
+        provider = kwargs.pop("provider", scripted)
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("rng", random.Random(7))
+        rt = Runtime(config, providers={p.name: provider for p in config.providers}, **kwargs)
+        started.append(rt)
+        return rt.start()
+
+    yield _start
+    for rt in started:
+        rt.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_actor_survives() -> Iterator[None]:
+    """Every test stops what it starts; a leaked actor fails the test that leaked it."""
+    yield
+    leaked = pykka.ActorRegistry.get_all()
+    pykka.ActorRegistry.stop_all(timeout=10)
+    assert not leaked, f"actors still running after the test: {leaked}"

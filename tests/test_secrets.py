@@ -11,25 +11,34 @@ import http.client
 import json
 import logging
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import bodies as b
 import httpx
 import pytest
+import support
 from conftest import make_config
+from support import ALL_KEYS, PLAIN_KEY, StartRuntime, flush
 
 from runtime import (
     ChainExhausted,
     ConfigError,
+    ProviderCall,
     ProviderConfig,
+    ProviderFailure,
     Request,
     RequestRejected,
     Runtime,
     StreamInterrupted,
+    TextDelta,
+    classify,
 )
 from runtime._cli import build_parser, main
 from runtime._debug_cli import TOKEN_ENV, run_serve_debug
 from runtime._redact import PIECE, Redactor
-from runtime.testing import Cut, Fail, FakeClock, ScriptedProvider
+from runtime.testing import Cut, Fail, FakeClock, ScriptedProvider, StreamError
 
 OPENAI_MAIN = "sk-proj-ZEBRAquill7LANTERNmossVIOLETfjord"
 OPENAI_BACKUP = "sk-proj-OCELOTbrine9MARIGOLDtuskCINDERyawl"
@@ -180,3 +189,128 @@ def test_known_removes_only_configured_keys() -> None:
     assert redact.known(text) == "profile key_backup got [redacted] and [redacted]!"
     assert redact(text) == "profile [redacted] got [redacted] and [redacted]!"  # key-shaped too
     assert redact.known("openai/gpt-4o") == "openai/gpt-4o"
+
+
+# --- a provider that redacts nothing -------------------------------------------------------
+# The ``scripted`` provider is given no secrets, and support.PLAIN_KEY has no key shape: only
+# the runtime's own knowledge of the configured keys keeps them out.
+
+RUNTIME_PIECES = {key[i : i + PIECE] for key in ALL_KEYS for i in range(len(key) - PIECE + 1)}
+
+
+def runtime_leaks(text: str) -> list[str]:
+    return sorted(p for p in RUNTIME_PIECES if p in text)
+
+
+def echo_body(key: str) -> Any:
+    """An auth error whose body quotes the whole key and a sliced copy of it."""
+    return b.openai(
+        f"Incorrect API key provided: {key}. Also seen as {key[:10]}...{key[-9:]}.",
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+
+
+def test_redactor_removes_keys_and_their_pieces() -> None:
+    redact = Redactor(ALL_KEYS)
+    for key in ALL_KEYS:
+        text = redact(f"a {key} b {key[5:14]} c {key[-8:]}", limit=None)
+        assert not runtime_leaks(text), text
+    assert "[redacted]" in redact(f"x {PLAIN_KEY}")
+    assert "Redactor" in repr(redact)
+    assert not runtime_leaks(repr(redact))
+
+
+def test_redactor_removes_key_shaped_tokens_it_was_not_told_about() -> None:
+    text = Redactor()("bearer abcdef123456 and sk-ant-api03-unknownKEY12345678 x-api-key")
+    assert "abcdef123456" not in text
+    assert "unknownKEY" not in text
+
+
+def test_classify_redacts_what_it_keeps() -> None:
+    failure = classify(status=401, body=echo_body(PLAIN_KEY), redact=Redactor(ALL_KEYS))
+    assert not runtime_leaks(repr(failure))
+
+
+class _EchoAfterCommit:
+    """Streams a delta, then fails with an in-stream error quoting the key it was given."""
+
+    def open(self, call: ProviderCall) -> Iterator[Any]:
+        yield TextDelta("partial")
+        raise ProviderFailure(
+            classify(status=None, body=b.anthropic("authentication_error", f"bad {call.api_key}"))
+        )
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def log_text(records: Iterable[logging.LogRecord]) -> str:
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    return "\n".join(formatter.format(r) for r in records)
+
+
+def test_no_key_anywhere_even_from_a_provider_that_does_not_redact(
+    start: StartRuntime, scripted: ScriptedProvider, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    for key in (support.OPENAI_MAIN, support.OPENAI_BACKUP):
+        scripted.script("gpt-4o", Fail(401, echo_body(key)), key=key)
+    scripted.script("claude-3-haiku-20240307", StreamError(echo_body(support.CLAUDE_KEY)))
+    scripted.script("llama3", Fail(429, echo_body(PLAIN_KEY), headers={"retry-after": "1"}))
+    config = support.make_config()
+    rt = start(config)
+    seen: list[str] = [repr(config), *map(repr, config.providers), repr(rt), str(config)]
+    with pytest.raises(ChainExhausted) as raised:
+        rt.complete(
+            Request(
+                model="openai/gpt-4o",
+                messages=HI,
+                fallback_models=("claude/claude-3-haiku-20240307", "local/llama3"),
+            )
+        )
+    error = raised.value
+    assert len(error.attempts) >= 4
+    seen += [str(error), repr(error), repr(error.args), *map(repr, error.attempts)]
+    seen += [a.message for a in error.attempts]
+
+    post = start(support.make_config(), provider=_EchoAfterCommit())
+    with post.stream(Request(model="local/llama3", messages=HI)) as stream:
+        with pytest.raises(StreamInterrupted) as interrupted:
+            list(stream)
+        seen += [repr(stream), *map(repr, stream.attempts)]
+    seen += [str(interrupted.value), repr(interrupted.value), repr(interrupted.value.served_by)]
+
+    for runtime in (rt, post):
+        flush(runtime)
+        snapshot = runtime.inspect()
+        seen += [json.dumps(snapshot.to_dict()), repr(snapshot)]
+        seen += [repr(runtime.health())]
+    seen.append(log_text(debug_logs.records))
+    assert debug_logs.records, "expected some log records at DEBUG"
+    found = {leak for text in seen for leak in runtime_leaks(text)}
+    assert not found, f"key pieces leaked: {sorted(found)}"
+
+
+def test_an_adapter_that_crashes_with_the_key_in_its_message_leaks_nothing(
+    start: StartRuntime, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    class Buggy:
+        def open(self, call: ProviderCall) -> Iterator[Any]:
+            raise ValueError(f"cannot use key {call.api_key}")
+
+        def close(self) -> None:
+            pass
+
+    rt = start(provider=Buggy())
+    with pytest.raises(ChainExhausted) as raised:
+        rt.complete(Request(model="local/llama3", messages=HI))
+    flush(rt)
+    texts = [str(raised.value), *map(repr, raised.value.attempts), log_text(debug_logs.records)]
+    texts.append(json.dumps(rt.inspect().to_dict()))
+    assert not {leak for text in texts for leak in runtime_leaks(text)}
