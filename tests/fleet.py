@@ -4,15 +4,28 @@ The mixed-fault fleet itself lives in :mod:`runtime.testing` (the soak script us
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pykka
 
 from actors import Supervisor
 from actors.messages import Inspect
-from runtime import ActorSnapshot, Config, ProviderConfig, Request, RetryConfig, Runtime
+from runtime import (
+    ActorSnapshot,
+    Config,
+    ProviderConfig,
+    Request,
+    RetryConfig,
+    Runtime,
+    RuntimeStoppedError,
+    TextDelta,
+)
+from runtime._clock import SystemClock
+from runtime.testing import Hang, Reply
 
 
 def small_config(*, workers: int = 4, timeout: float = 30.0, profiles: int = 2) -> Config:
@@ -65,3 +78,61 @@ def live(rt: Runtime, name: str) -> ActorSnapshot:
     snapshot = supervisor_of(rt).directory.ask(name, Inspect(), 10.0)
     assert isinstance(snapshot, ActorSnapshot)
     return snapshot
+
+
+#: How long a stopped request may take to end: generous on a loaded 2-core machine; a
+#: request that hangs would take its whole (long) timeout.
+PROMPT = 10.0
+
+
+def slow_or_hanging(model: str) -> Reply | Hang:
+    """The answer for :func:`stop_under_load`: ``*/hang`` hangs, anything else streams
+    one chunk and then waits an hour for the next."""
+    return Hang() if model == "hang" else Reply("one two three", chunks=3, chunk_delay=3600.0)
+
+
+def stop_under_load(
+    rt: Runtime, provider: str, workers_hanging: Callable[[], bool], in_flight: int = 64
+) -> tuple[collections.Counter[str], float]:
+    """Put ``in_flight`` requests in flight and stop ``rt``: ``chain_workers`` callers read
+    committed streams, as many walks hang in the provider (``workers_hanging()`` says when
+    they all do), the rest wait for a worker. Returns the outcomes and how long the
+    callers took to end after ``stop()`` began."""
+    workers = rt.config.chain_workers
+    outcomes: collections.Counter[str] = collections.Counter()
+    reading = threading.Semaphore(0)
+
+    def end(call: Callable[[], object]) -> None:
+        try:
+            call()
+            outcomes["served"] += 1
+        except RuntimeStoppedError:
+            outcomes["stopped"] += 1
+
+    def read_stream() -> None:
+        with rt.stream(request(f"{provider}/slow")) as stream:
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    reading.release()
+
+    readers = [threading.Thread(target=end, args=(read_stream,)) for _ in range(workers)]
+    for thread in readers:
+        thread.start()
+    for _ in readers:  # every reader has committed: its worker is free again
+        assert reading.acquire(timeout=PROMPT)
+    hang = request(f"{provider}/hang")
+    waiters = [
+        threading.Thread(target=end, args=(lambda: rt.complete(hang),))
+        for _ in range(in_flight - workers)
+    ]
+    for thread in waiters:
+        thread.start()
+    assert workers_hanging(), "every worker is stuck in the provider"
+
+    clock = SystemClock()
+    stopping = clock.now()
+    rt.stop()
+    for thread in [*readers, *waiters]:
+        thread.join(PROMPT)
+    assert not any(t.is_alive() for t in [*readers, *waiters]), "a caller hung"
+    return outcomes, clock.now() - stopping

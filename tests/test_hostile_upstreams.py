@@ -16,9 +16,10 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from fleet import actor_threads, live, open_fds, request
+from fleet import actor_threads, live, open_fds, request, slow_or_hanging, stop_under_load
 
 from runtime import (
     Config,
@@ -26,7 +27,6 @@ from runtime import (
     ProviderConfig,
     RetryConfig,
     Runtime,
-    RuntimeStoppedError,
     StreamInterrupted,
     SwitchoverError,
     TextDelta,
@@ -112,6 +112,26 @@ def side_threads() -> list[threading.Thread]:
         for t in threading.enumerate()
         if t is not threading.main_thread() and not t.name.startswith("fakeserver")
     ]
+
+
+def http_config(
+    server: FakeServer,
+    *,
+    api: str = "openai",
+    first_token_timeout: float = 60.0,
+    idle_timeout: float = 60.0,
+    **fields: Any,
+) -> Config:
+    """One provider ``p`` with one key on the fake server."""
+    provider = ProviderConfig(
+        name="p",
+        api=api,  # type: ignore[arg-type]
+        base_url=server.base_url(api),
+        profiles={"main": "sk-main-0123456789abcdef"},
+        first_token_timeout=first_token_timeout,
+        idle_timeout=idle_timeout,
+    )
+    return Config(providers=[provider], **fields)
 
 
 def hostile_config(server: FakeServer, hole: str, *, workers: int = 8) -> Config:
@@ -215,17 +235,7 @@ def test_every_hostile_answer_at_once_from_16_threads(server: FakeServer) -> Non
 def test_a_10_mb_sse_line_is_cut_at_the_cap_in_bounded_memory(server: FakeServer) -> None:
     server.script("m", HugeLine())  # 10 MiB in one line
     server.script("fallback", Reply("fine"))
-    config = Config(
-        providers=[
-            ProviderConfig(
-                name="p",
-                api="openai",
-                base_url=server.openai_url,
-                profiles={"main": "sk-main-0123456789abcdef"},
-            )
-        ],
-        fallbacks=("p/fallback",),
-    )
+    config = http_config(server, fallbacks=("p/fallback",))
     with Runtime(config) as rt:
         rt.complete(request("p/warm-up"))  # connections, imports, caches
         tracemalloc.start()
@@ -243,17 +253,7 @@ def test_a_10_mb_sse_line_is_cut_at_the_cap_in_bounded_memory(server: FakeServer
 def test_a_trickle_after_commit_is_an_idle_timeout_not_a_hang(server: FakeServer) -> None:
     # 50 bytes a second: every read gets something, but no whole event ever arrives.
     server.script("m", Trickle(interval=0.02, after=1))
-    config = Config(
-        providers=[
-            ProviderConfig(
-                name="p",
-                api="anthropic",
-                base_url=server.anthropic_url,
-                profiles={"main": "sk-main-0123456789abcdef"},
-                idle_timeout=0.3,
-            )
-        ],
-    )
+    config = http_config(server, api="anthropic", idle_timeout=0.3)
     with Runtime(config) as rt, rt.stream(request("p/m")) as stream:
         started = time.monotonic()
         assert next(stream) == TextDelta("x")
@@ -267,65 +267,21 @@ def test_a_trickle_after_commit_is_an_idle_timeout_not_a_hang(server: FakeServer
 def test_stop_with_64_requests_in_flight_over_http_closes_every_connection(
     server: FakeServer,
 ) -> None:
-    workers = 16
-
-    def rule(call: object) -> ServerStep:
-        if getattr(call, "model", "") == "hang":
-            return Hang()
-        return Reply("one two three", chunks=3, chunk_delay=3600.0)
-
-    server.rule(rule)
-    config = Config(
-        providers=[
-            ProviderConfig(
-                name="p",
-                api="openai",
-                base_url=server.openai_url,
-                profiles={"main": "sk-main-0123456789abcdef"},
-                first_token_timeout=600.0,
-                idle_timeout=600.0,
-            )
-        ],
-        chain_workers=workers,
+    server.rule(lambda call: slow_or_hanging(call.model))
+    config = http_config(
+        server,
+        first_token_timeout=600.0,
+        idle_timeout=600.0,
+        chain_workers=16,
         request_timeout=600.0,
     )
     threads_before, fds_before = len(side_threads()), open_fds()
     rt = Runtime(config).start()
-    outcomes: collections.Counter[str] = collections.Counter()
-    reading = threading.Semaphore(0)
 
-    def read_stream() -> None:
-        try:
-            with rt.stream(request("p/slow")) as stream:
-                for event in stream:
-                    if isinstance(event, TextDelta):
-                        reading.release()
-        except RuntimeStoppedError:
-            outcomes["stopped"] += 1
+    outcomes, took = stop_under_load(
+        rt, "p", lambda: server.wait_for(lambda s: len(s.calls_to("hang")) == 16, timeout=10)
+    )
 
-    def wait_for_answer() -> None:
-        try:
-            rt.complete(request("p/hang"))
-        except RuntimeStoppedError:
-            outcomes["stopped"] += 1
-
-    readers = [threading.Thread(target=read_stream) for _ in range(workers)]
-    for thread in readers:
-        thread.start()
-    for _ in readers:
-        assert reading.acquire(timeout=10)
-    waiters = [threading.Thread(target=wait_for_answer) for _ in range(64 - workers)]
-    for thread in waiters:
-        thread.start()
-    assert server.wait_for(lambda s: len(s.calls_to("hang")) == workers, timeout=10)
-
-    started = time.monotonic()
-    rt.stop()
-    for thread in [*readers, *waiters]:
-        thread.join(10)
-    took = time.monotonic() - started
-
-    assert not any(t.is_alive() for t in [*readers, *waiters])
     assert outcomes == {"stopped": 64}
     assert took < SLACK
     assert client_connections(server.port) == 0
@@ -337,17 +293,7 @@ def test_stop_with_64_requests_in_flight_over_http_closes_every_connection(
 def test_200_start_stop_cycles_over_http_leak_no_thread_and_no_descriptor(
     server: FakeServer,
 ) -> None:
-    config = Config(
-        providers=[
-            ProviderConfig(
-                name="p",
-                api="openai",
-                base_url=server.openai_url,
-                profiles={"main": "sk-main-0123456789abcdef"},
-            )
-        ],
-        chain_workers=2,
-    )
+    config = http_config(server, chain_workers=2)
     threads_before, fds_before = len(side_threads()), open_fds()
     for _ in range(200):
         with Runtime(config) as rt:

@@ -3,22 +3,27 @@ thread or descriptor, and a runtime used after os.fork() says to create it after
 
 from __future__ import annotations
 
-import collections
 import os
 import random
 import threading
 
 import pytest
-from fleet import actor_threads, open_fds, request, small_config
+from fleet import (
+    PROMPT,
+    actor_threads,
+    open_fds,
+    request,
+    slow_or_hanging,
+    small_config,
+    stop_under_load,
+)
 
-from runtime import Runtime, RuntimeStoppedError, TextDelta
-from runtime._clock import SystemClock
+from runtime import ProviderCall, Runtime, RuntimeStoppedError
 from runtime.history import History
 from runtime.testing import Hang, Reply, ScriptedProvider
 
 WORKERS = 16
 IN_FLIGHT = 64
-PROMPT = 10.0  # seconds: generous on a loaded 2-core machine; a hang would be far longer
 
 
 def test_stop_with_64_requests_in_flight_ends_each_promptly_and_leaves_nothing() -> None:
@@ -27,56 +32,21 @@ def test_stop_with_64_requests_in_flight_ends_each_promptly_and_leaves_nothing()
     scripted = ScriptedProvider()
     hanging = threading.Semaphore(0)
 
-    def rule(call: object) -> Hang | Reply:
-        if getattr(call, "model", "") == "hang":
+    def rule(call: ProviderCall) -> Hang | Reply:
+        if call.model == "hang":
             hanging.release()
-            return Hang()
-        return Reply("one two three", chunks=3, chunk_delay=3600.0)
+        return slow_or_hanging(call.model)
 
     scripted.rule(rule)
     history = History()
     config = small_config(workers=WORKERS, timeout=600.0)
     threads_before, fds_before = len(actor_threads()), open_fds()
     rt = Runtime(config, providers={"a": scripted}, history=history).start()
-    outcomes: collections.Counter[str] = collections.Counter()
-    reading = threading.Semaphore(0)
 
-    def read_stream() -> None:
-        try:
-            with rt.stream(request("a/slow")) as stream:
-                for event in stream:
-                    if isinstance(event, TextDelta):
-                        reading.release()
-            outcomes["served"] += 1
-        except RuntimeStoppedError:
-            outcomes["stopped"] += 1
+    outcomes, took = stop_under_load(
+        rt, "a", lambda: all(hanging.acquire(timeout=PROMPT) for _ in range(WORKERS))
+    )
 
-    def wait_for_answer() -> None:
-        try:
-            rt.complete(request("a/hang"))
-            outcomes["served"] += 1
-        except RuntimeStoppedError:
-            outcomes["stopped"] += 1
-
-    readers = [threading.Thread(target=read_stream) for _ in range(WORKERS)]
-    for thread in readers:
-        thread.start()
-    for _ in readers:  # every reader has committed: its worker is free again
-        assert reading.acquire(timeout=PROMPT)
-    waiters = [threading.Thread(target=wait_for_answer) for _ in range(IN_FLIGHT - WORKERS)]
-    for thread in waiters:
-        thread.start()
-    for _ in range(WORKERS):  # every worker is stuck in the provider
-        assert hanging.acquire(timeout=PROMPT)
-
-    clock = SystemClock()
-    stopping = clock.now()
-    rt.stop()
-    for thread in [*readers, *waiters]:
-        thread.join(PROMPT)
-    took = clock.now() - stopping
-
-    assert not any(t.is_alive() for t in [*readers, *waiters])
     assert took < PROMPT
     assert outcomes == {"stopped": IN_FLIGHT}
     assert len(actor_threads()) == threads_before
