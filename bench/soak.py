@@ -9,7 +9,7 @@ requests finished in that interval; at the end it prints how each moved.
 
 Not part of the test suite. Run it pinned to one core, at low priority::
 
-    nice -n 10 taskset -c 0 python -m bench.soak --minutes 30 --json soak.json
+    nice -n 10 taskset -c 0 python bench/soak.py --minutes 30 --json soak.json
 
 Linux only (it reads /proc/self).
 """
@@ -250,9 +250,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.soak", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="bench/soak.py", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--target",
         choices=["scripted", "http"],
