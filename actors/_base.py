@@ -5,6 +5,12 @@ immutable state value there after each change, and the supervisor restarts a cra
 from the value it last published. Readers (chain actors, the debug mailbox when an actor is
 busy) only ever read a cell, so nothing here needs a lock: each publish is one attribute
 assignment of a frozen value.
+
+A crash (an unexpected exception in a handler, from a tell or an ask) stops the actor at
+once, even where pykka alone would keep it running (a failed ask), so that a crashed actor
+and its replacement never write one cell together. The messages still queued for it go to
+the supervisor with the crash report and are re-delivered to the replacement: only the
+message that crashed it is lost, and its asker gets the exception.
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import attrs
 import pykka
 
-from runtime._clock import Clock
+from runtime._clock import Clock, SystemClock
 from runtime._redact import Redactor, scrub
 from runtime._snapshot import ActorSnapshot, Handled
+from runtime.history import History
 
 from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
 
@@ -28,6 +35,10 @@ log = logging.getLogger("switchover.actors")
 
 #: How many handled messages each actor remembers for the debug mailbox.
 RECENT = 32
+#: How often someone waiting for an answer checks that the actor it asked is alive.
+POLL = 0.05
+#: pykka's futures wait in real time, whatever clock the runtime was given.
+REAL_TIME = SystemClock()
 
 
 class Cell:
@@ -63,7 +74,7 @@ class Cell:
         self.published_at = published_at
         self.processed = 0
         self.restarts = 0
-        self.thread: threading.Thread | None = None  # the current actor's, for stop() to join
+        self.thread: threading.Thread | None = None  # the current incarnation's thread
         # (message, clock.now() when handling began, seconds spent): rendered only on inspect.
         self.recent: collections.deque[tuple[object, float, float]] = collections.deque(
             maxlen=RECENT
@@ -148,6 +159,48 @@ def snapshot_of(
     )
 
 
+def ask(ref: pykka.ActorRef[Any], message: object, timeout: float) -> Any:
+    """Ask ``ref`` and wait at most ``timeout`` real seconds for the answer.
+
+    pykka answers an ask queued before an actor stops with ActorDeadError, but one that
+    slips into the inbox while the actor is stopping is never answered; checking every
+    :data:`POLL` seconds that the actor is alive turns that hang into ActorDeadError.
+
+    Raises:
+        pykka.Timeout: no answer in time.
+        pykka.ActorDeadError: the actor died (or was dead) before answering.
+        Exception: whatever the actor's handler raised (it crashed).
+    """
+    future = ref.ask(message, block=False)
+    give_up = REAL_TIME.now() + timeout
+    while True:
+        left = give_up - REAL_TIME.now()
+        try:
+            return future.get(timeout=max(0.0, min(POLL, left)))
+        except pykka.Timeout:
+            if not ref.is_alive():
+                try:  # it may have answered on its way out
+                    return future.get(timeout=0)
+                except pykka.Timeout:
+                    raise pykka.ActorDeadError(f"{ref} stopped without answering") from None
+            if left <= 0:
+                raise
+
+
+def settle(pending: Iterable[Any], why: str) -> None:
+    """Answer every ask among ``pending`` envelopes with ActorDeadError (tells are dropped)."""
+    for envelope in pending:
+        if envelope.reply_to is not None:
+            error = pykka.ActorDeadError(why)
+            envelope.reply_to.set_exception(exc_info=(pykka.ActorDeadError, error, None))
+
+
+def redeliver(ref: pykka.ActorRef[Any], pending: Iterable[Any]) -> None:
+    """Queue ``pending`` envelopes (asks keep their askers) for ``ref``, in order."""
+    for envelope in pending:
+        ref.actor_inbox.put(envelope)
+
+
 @attrs.frozen
 class Context:
     """What the supervisor hands every actor it starts."""
@@ -155,6 +208,7 @@ class Context:
     clock: Clock
     on_crash: Callable[[ActorCrashed], None]
     redact: Redactor
+    history: History | None = None
 
 
 class SwitchoverActor(pykka.ThreadingActor):
@@ -167,6 +221,7 @@ class SwitchoverActor(pykka.ThreadingActor):
         self.cell = cell
         self.clock = context.clock
         self.redact = context.redact
+        self.history = context.history
         self._on_crash = context.on_crash
 
     def on_start(self) -> None:
@@ -202,9 +257,29 @@ class SwitchoverActor(pykka.ThreadingActor):
                 type(message).__name__,
                 type(error).__name__,
             )
-            self._on_crash(ActorCrashed(name=self.cell.name, error=type(error).__name__))
+            self._crash(error)
             raise
         finally:
             cell = self.cell
             cell.processed += 1
             cell.recent.append((message, started, self.clock.now() - started))
+
+    def _crash(self, error: Exception) -> None:
+        """Stop taking messages now and report, with everything still queued."""
+        # What pykka does for a failed tell, done for a failed ask too. After this no
+        # sender can queue anything (refs check actor_stopped first) except one that
+        # raced the check; its ask is caught by ask()'s liveness polling.
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        pending = []
+        inbox = self.actor_inbox
+        while not inbox.empty():  # this thread is the only reader: get() cannot block
+            pending.append(inbox.get())
+        self._on_crash(
+            ActorCrashed(
+                name=self.cell.name,
+                error=type(error).__name__,
+                urn=self.actor_urn,
+                pending=tuple(pending),
+            )
+        )

@@ -11,7 +11,7 @@ import logging
 import queue
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pykka
@@ -30,6 +30,7 @@ from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
 from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
 from runtime._redact import Redactor, redacted_traceback
 from runtime._types import Attempt, Event, ServedBy
+from runtime.history import AttemptRecord
 
 from ._base import Cell, Context, SwitchoverActor
 from ._directory import HEALTH, Directory, profile_name
@@ -50,6 +51,10 @@ log = logging.getLogger("switchover.chain")
 
 #: Longest a chain actor waits for a permit from a profile or health actor.
 PERMIT_TIMEOUT = 2.0
+#: How long past its request's deadline a probe or key permit still holds: a call that
+#: was cut to the deadline may overrun it a little on a loaded machine, and a second
+#: probe must not start while the first is still running.
+LEASE_GRACE = 5.0
 
 
 @attrs.frozen
@@ -124,7 +129,9 @@ class ChainActor(SwitchoverActor):
 
     def on_start(self) -> None:
         super().on_start()
-        self._idle.put(self.actor_ref)
+        # A restarted worker starts idle: a chain actor keeps nothing between requests.
+        # (Its supervisor put it in the idle queue when it started it.)
+        self.publish(IDLE)
 
     def handle(self, message: Any) -> Any:
         if not isinstance(message, RunRequest):
@@ -137,10 +144,13 @@ class ChainActor(SwitchoverActor):
             )
         )
         try:
-            return _Walk(self, message).run()
+            answer = _Walk(self, message).run()
         finally:
             self.publish(IDLE)
-            self._idle.put(self.actor_ref)
+        # Back to the pool only after a clean walk: a worker that crashed is replaced, and
+        # its replacement joins the pool itself.
+        self._idle.put(self.actor_ref)
+        return answer
 
 
 class _Walk:
@@ -153,6 +163,7 @@ class _Walk:
         self.clock = actor.clock
         self.config = actor._config
         self.directory = actor._directory
+        self.history = actor.history
         self.attempts: list[Attempt] = []
         self.told: set[str] = set()
 
@@ -197,42 +208,81 @@ class _Walk:
         if self.run_msg.cancel.is_set():
             raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
 
-    def _check_time(self) -> None:
+    def _check_time(self) -> float:
+        """Stop if the runtime is stopping or the deadline has passed; else the time now."""
         self._check_cancel()
-        if self.clock.now() >= self.run_msg.deadline:
+        now = self.clock.now()
+        if now >= self.run_msg.deadline:
             raise _Stop(
                 DeadlineExceeded(
                     f"request timed out after {len(self.attempts)} attempts",
                     attempts=tuple(self.attempts),
                 )
             )
+        return now
 
     def _skip(self, entry: ChainEntry, profile: str | None, why: str) -> None:
+        now = self.clock.now()
+        self._note(entry, profile, None, why=why, probe=False, times=(now, now, now))
+
+    def _note(
+        self,
+        entry: ChainEntry,
+        profile: str | None,
+        failure: Failure | None,
+        *,
+        why: str = "",
+        probe: bool,
+        times: tuple[float, float, float],
+    ) -> None:
+        """Keep a failed call (``failure``) or a skip (``why``) for the caller and the
+        history; ``times`` is (gate_at, start, end)."""
+        gate_at, start, end = times
+        outcome: Literal["error", "skipped"] = "skipped" if failure is None else "error"
         self.attempts.append(
             Attempt(
                 model=entry.key,
                 provider=entry.provider,
                 profile=profile,
-                outcome="skipped",
-                message=why,
+                outcome=outcome,
+                kind=None if failure is None else failure.kind,
+                status=None if failure is None else failure.status,
+                code=None if failure is None else failure.code,
+                message=why if failure is None else failure.message,
+                duration=end - start,
             )
         )
+        if self.history is not None:
+            self.history.record(
+                AttemptRecord(
+                    request_id=self.run_msg.request_id,
+                    model=entry.key,
+                    provider=entry.provider,
+                    profile=profile,
+                    outcome=outcome,
+                    kind=None if failure is None else failure.kind,
+                    probe=probe,
+                    gate_at=gate_at,
+                    start=start,
+                    end=end,
+                )
+            )
 
     def _entry(self, entry: ChainEntry, *, last: bool) -> Committed | None:
         """Try one chain entry; None means go on to the next."""
-        self._check_time()
+        now = self._check_time()
         probe = False
         row = self.directory.cell(HEALTH).state.get(entry.key)
-        if row is not None and model_gate(row, self.clock.now()) != "ready":
-            if model_gate(row, self.clock.now()) == "cooling":
+        if row is not None and model_gate(row, now) != "ready":
+            if model_gate(row, now) == "cooling":
                 self._skip(entry, None, f"model {row.state}")
                 return None
-            permit = self._ask(HEALTH, AcquireModel(entry.key))
+            permit = self._ask(HEALTH, AcquireModel(entry.key, self._lease_until()))
             if not isinstance(permit, ModelPermit) or permit.reason is not None:
                 reason = permit.reason if isinstance(permit, ModelPermit) else "health unavailable"
                 self._skip(entry, None, f"model {reason}")
                 return None
-            probe = True
+            probe = permit.probe
         verdict: Failure | None = None
         try:
             committed = self._profiles(entry, last=last, probe=probe)
@@ -244,9 +294,9 @@ class _Walk:
             return None
         finally:
             if verdict is not None:
-                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict))
+                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict, probe))
             elif probe:
-                self._tell(HEALTH, ModelOutcome(entry.key, "released"))
+                self._tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
 
     def _profiles(self, entry: ChainEntry, *, last: bool, probe: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)
@@ -256,26 +306,34 @@ class _Walk:
         for profile, key in provider_config.profiles.items():
             name = profile_name(entry.provider, profile)
             state = self.directory.cell(name).state
-            gate = key_gate(state, self.clock.now())
+            now = self.clock.now()
+            gate = key_gate(state, now)
             if gate == "cooling":
-                left = state.cooldown_until - self.clock.now()
+                left = state.cooldown_until - now
                 self._skip(entry, profile, f"key cooling for {left:.1f}s")
                 continue
+            held = False  # a permit for a key whose cooldown ended, until an outcome is told
             if gate == "expired":
-                permit = self._ask(name, AcquireKey())
+                permit = self._ask(name, AcquireKey(self._lease_until()))
                 if not isinstance(permit, KeyPermit) or not permit.granted:
                     reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
                     self._skip(entry, profile, reason)
                     continue
-            # An expired key was granted to this walk alone: hand it back if the walk ends
-            # before any call on it reports an outcome.
-            holding = gate == "expired"
+                held = True
             tries = 0
             try:
                 while True:
-                    self._check_time()
-                    outcome = self._call(entry, profile, key, max_tokens, last=last, probe=probe)
-                    holding = False  # the call's outcome (or the stream) reports to the key
+                    gate_at = self._check_time()
+                    if not self._model_open(entry, gate_at, probe=probe):
+                        self._skip(entry, profile, "model cooled down by another request")
+                        raise _NextModel()
+                    if not self._key_open(name, gate_at, held=held):
+                        self._skip(entry, profile, "key cooled down by another request")
+                        break
+                    outcome = self._call(
+                        entry, profile, key, max_tokens, last=last, probe=probe, gate_at=gate_at
+                    )
+                    held = False  # the call's outcome (or the stream) reports to the key
                     if isinstance(outcome, Committed):
                         return outcome
                     failure = outcome
@@ -312,11 +370,29 @@ class _Walk:
                         )
                     raise _NextModel()  # invalid_request: this model cannot take it
             finally:
-                if holding:
+                if held:  # left without a call outcome: let the next caller have the key
                     self._tell(name, KeyOutcome("released"))
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
         return None
+
+    def _lease_until(self) -> float:
+        """A permit holds until this walk must be over, whatever the request's timeout."""
+        return self.run_msg.deadline + LEASE_GRACE
+
+    def _model_open(self, entry: ChainEntry, now: float, *, probe: bool) -> bool:
+        """Re-read just before a call: another request may have cooled the model since the
+        entry began. The probe holder may call a model whose wait is over."""
+        row = self.directory.cell(HEALTH).state.get(entry.key)
+        if row is None:
+            return True
+        gate = model_gate(row, now)
+        return gate == "ready" or (probe and gate == "expired")
+
+    def _key_open(self, name: str, now: float, *, held: bool) -> bool:
+        """Re-read just before a call: another request's failure may have cooled the key."""
+        gate = key_gate(self.directory.cell(name).state, now)
+        return gate == "ready" or (held and gate == "expired")
 
     def _sleep(self, delay: float) -> None:
         if self.clock.now() + delay >= self.run_msg.deadline:
@@ -331,15 +407,15 @@ class _Walk:
             self._check_time()
 
     def _ask(self, name: str, message: object) -> object:
-        member = self.directory.members.get(name)
+        """Ask for a permit; None if none came (the caller then skips, never waits on)."""
         timeout = min(PERMIT_TIMEOUT, max(0.0, self.run_msg.deadline - self.clock.now()))
-        if member is None or member.ref is None:
-            return None
         try:
-            return member.ref.ask(message, timeout=timeout)
+            return self.directory.ask(name, message, timeout)
         except (pykka.Timeout, pykka.ActorDeadError):
             log.warning("no answer from %s within %.2fs", name, timeout)
-            return None
+        except Exception as error:  # it crashed on our ask; the supervisor restarts it
+            log.warning("%s failed to answer: %s", name, type(error).__name__)
+        return None
 
     # -- one attempt -----------------------------------------------------------------------
 
@@ -352,7 +428,9 @@ class _Walk:
         *,
         last: bool,
         probe: bool,
+        gate_at: float,
     ) -> Committed | Failure:
+        """One provider call; ``gate_at`` is when the gates were read (for the history)."""
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         started = self.clock.now()
@@ -408,23 +486,12 @@ class _Walk:
                 first=first,
                 stream=stream,
                 probe=probe,
+                gate_at=gate_at,
                 started=started,
             )
         if stream is not None:
             _close(stream, self.actor.redact)
-        self.attempts.append(
-            Attempt(
-                model=entry.key,
-                provider=entry.provider,
-                profile=profile,
-                outcome="error",
-                kind=failure.kind,
-                status=failure.status,
-                code=failure.code,
-                message=failure.message,
-                duration=self.clock.now() - started,
-            )
-        )
+        self._note(entry, profile, failure, probe=probe, times=(gate_at, started, self.clock.now()))
         return failure
 
     # -- the end ---------------------------------------------------------------------------

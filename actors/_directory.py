@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import attrs
 import pykka
 
-from ._base import Cell
+from ._base import POLL, REAL_TIME, Cell, ask
 
 log = logging.getLogger("switchover.actors")
 
@@ -34,13 +35,21 @@ class Member:
     cell: Cell
 
 
-class Directory:
-    """Holds the current directory; only the supervisor replaces it (one assignment)."""
+#: Never set: something to wait on while a crashed actor is being replaced.
+_NEVER = threading.Event()
 
-    __slots__ = ("members",)
+
+class Directory:
+    """Holds the current directory; only the supervisor replaces it (one assignment).
+
+    ``closed`` is set when the runtime stops: from then on nobody waits for a replacement.
+    """
+
+    __slots__ = ("closed", "members")
 
     def __init__(self) -> None:
         self.members: Mapping[str, Member] = MappingProxyType({})
+        self.closed = False
 
     def __repr__(self) -> str:
         return f"Directory({len(self.members)} actors)"
@@ -52,6 +61,36 @@ class Directory:
 
     def cell(self, name: str) -> Cell:
         return self.members[name].cell
+
+    def ask(self, name: str, message: object, timeout: float) -> Any:
+        """Ask the actor called ``name``, waiting at most ``timeout`` real seconds.
+
+        If it is dead or dies before answering (a crash being restarted), the message goes
+        to its replacement once the supervisor has one; a crash while handling *this*
+        message is not retried (the message may be what crashes it).
+
+        Raises:
+            pykka.Timeout: no answer in time (or no replacement in time).
+            pykka.ActorDeadError: the runtime is stopping.
+            Exception: whatever the actor's handler raised.
+        """
+        give_up = REAL_TIME.now() + timeout
+        tried: pykka.ActorRef[Any] | None = None
+        while True:
+            ref = self.members[name].ref
+            left = give_up - REAL_TIME.now()
+            if self.closed:
+                raise pykka.ActorDeadError(f"{name}: the runtime is stopping")
+            if ref is None or ref is tried:
+                if left <= 0:
+                    raise pykka.Timeout(f"{name} was not replaced within {timeout}s")
+                REAL_TIME.wait(_NEVER, min(POLL, left))
+                continue
+            tried = ref
+            try:
+                return ask(ref, message, max(0.0, left))
+            except pykka.ActorDeadError:
+                continue
 
     def tell(self, name: str, message: object) -> None:
         """Send without waiting; a dead or missing actor drops the message (logged)."""

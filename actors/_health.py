@@ -12,11 +12,13 @@ from runtime._policy import (
     MODEL_KINDS,
     ModelRow,
     model_failure,
+    model_gate,
     model_grant,
     model_release,
     model_view,
 )
 from runtime._snapshot import _plain
+from runtime.history import ModelChange
 
 from ._base import Cell, Context, SwitchoverActor
 from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel
@@ -37,38 +39,55 @@ class HealthActor(SwitchoverActor):
         self._lease = lease
         self.table: dict[str, ModelRow] = dict(cell.state)
 
-    def _set(self, model: str, row: ModelRow) -> None:
+    def _set(self, model: str, row: ModelRow, now: float) -> None:
         # A model gets a row at its first failure and keeps it (healthy again) after, so
         # the table grows only with models that ever failed.
-        if self.table.get(model, HEALTHY) == row:
+        old = self.table.get(model, HEALTHY)
+        if old == row:
             return
         self.table[model] = row
         self.publish(MappingProxyType(dict(self.table)))
+        if self.history is not None and (row.state, row.until) != (old.state, old.until):
+            self.history.record(
+                ModelChange(
+                    model=model,
+                    state=row.state,
+                    until=row.until,
+                    before=now,
+                    after=self.clock.now(),
+                )
+            )
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
         if isinstance(message, ModelOutcome):
             row = self.table.get(message.model, HEALTHY)
             if message.verdict == "ok":
-                self._set(message.model, HEALTHY)
+                self._set(message.model, HEALTHY, now)
             elif (
                 message.verdict == "error"
                 and message.failure is not None
                 and message.failure.kind in MODEL_KINDS
             ):
-                self._set(message.model, model_failure(row, message.failure, now, self._cooldown))
-            else:
-                self._set(message.model, model_release(row))
+                row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
+                self._set(message.model, row, now)
+            elif message.probe:
+                self._set(message.model, model_release(row), now)
+            # Anything else is a non-prober's outcome that says nothing about the model.
             return None
         if isinstance(message, AcquireModel):
-            row, reason = model_grant(self.table.get(message.model, HEALTHY), now, self._lease)
-            self._set(message.model, row)
-            return ModelPermit(reason=reason)
+            before = self.table.get(message.model, HEALTHY)
+            lease = self._lease if message.lease_until is None else message.lease_until - now
+            row, reason = model_grant(before, now, max(0.0, lease))
+            self._set(message.model, row, now)
+            # A model that is healthy again needs no probe: the caller holds nothing.
+            probe = reason is None and model_gate(before, now) == "expired"
+            return ModelPermit(reason=reason, probe=probe)
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]
             for model in known:
-                self._set(model, HEALTHY)
+                self._set(model, HEALTHY, now)
             return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
 

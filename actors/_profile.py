@@ -18,6 +18,7 @@ from runtime._policy import (
     key_success,
 )
 from runtime._redact import fingerprint
+from runtime.history import KeyChange
 
 from ._base import Cell, Context, SwitchoverActor
 from .messages import AcquireKey, KeyOutcome, KeyPermit, ResetKey
@@ -51,33 +52,45 @@ class ProfileActor(SwitchoverActor):
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
 
-    def _set(self, state: KeyState) -> None:
-        self.state = state
+    def _set(self, state: KeyState, now: float) -> None:
+        old, self.state = self.state, state
         self.publish(state)
+        if self.history is not None and state.cooldown_until != old.cooldown_until:
+            self.history.record(
+                KeyChange(
+                    provider=self.provider,
+                    profile=self.profile,
+                    cooldown_until=state.cooldown_until,
+                    before=now,
+                    after=self.clock.now(),
+                )
+            )
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
         if isinstance(message, KeyOutcome):
             if message.verdict == "ok":
-                self._set(key_success(self.state))
+                self._set(key_success(self.state), now)
             elif message.verdict == "error" and message.failure is not None:
                 self._set(
                     key_failure(
                         self.state, message.failure, now, self._cooldown, key_jitter(self._rng)
-                    )
+                    ),
+                    now,
                 )
             else:
-                self._set(key_release(self.state))
+                self._set(key_release(self.state), now)
             return None
         if isinstance(message, AcquireKey):
-            state, granted = key_grant(self.state, now, self._lease)
-            self._set(state)
+            lease = self._lease if message.lease_until is None else message.lease_until - now
+            state, granted = key_grant(self.state, now, max(0.0, lease))
+            self._set(state, now)
             if granted:
                 return KeyPermit(granted=True)
             reason = "key cooling" if key_gate(state, now) == "cooling" else "key probe in flight"
             return KeyPermit(granted=False, reason=reason)
         if isinstance(message, ResetKey):
-            self._set(key_reset(self.state))
+            self._set(key_reset(self.state), now)
             return True
         raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
 

@@ -51,7 +51,13 @@ class InjectHold:
 
 @attrs.frozen
 class AcquireKey:
-    """Ask a ProfileActor to hand out its key now that its cooldown has ended."""
+    """Ask a ProfileActor to hand out its key now that its cooldown has ended.
+
+    ``lease_until`` (clock time) is how long the permit holds if no outcome comes back
+    (None: the actor's default lease).
+    """
+
+    lease_until: float | None = None
 
 
 @attrs.frozen
@@ -77,25 +83,30 @@ class ResetKey:
 
 @attrs.frozen
 class AcquireModel:
-    """Ask the HealthActor to let one probe through a model whose cooldown ended."""
+    """Ask the HealthActor to let one probe through a model whose cooldown ended;
+    ``lease_until`` as for :class:`AcquireKey`."""
 
     model: str
+    lease_until: float | None = None
 
 
 @attrs.frozen
 class ModelPermit:
-    """Answer to AcquireModel: ``reason`` is None when the probe is granted."""
+    """Answer to AcquireModel: ``reason`` is None when the model may be called; ``probe``
+    then says whether this caller holds its single probe (False: it was healthy again)."""
 
     reason: str | None
+    probe: bool = False
 
 
 @attrs.frozen
 class ModelOutcome:
-    """Tell the HealthActor how a call on a model ended."""
+    """Tell the HealthActor how a call on a model ended; ``probe``: from the probe holder."""
 
     model: str
     verdict: Verdict
     failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
+    probe: bool = False
 
 
 @attrs.frozen
@@ -128,6 +139,7 @@ class Committed:
     first: Event
     stream: Any = attrs.field(repr=False)
     probe: bool
+    gate_at: float
     started: float
 
 
@@ -141,7 +153,18 @@ class Failed:
 
 @attrs.frozen
 class ActorCrashed:
-    """Tell the supervisor that an actor's handler raised unexpectedly."""
+    """Tell the supervisor that an actor's handler raised unexpectedly.
+
+    ``urn`` identifies the crashed incarnation; ``pending`` holds the pykka envelopes still
+    queued for it, for the supervisor to hand to its replacement.
+    """
 
     name: str
     error: str
+    urn: str
+    pending: tuple[Any, ...] = attrs.field(default=(), repr=False)
+
+
+@attrs.frozen
+class Sweep:
+    """Tell a restarted supervisor to restart every actor that died while it was down."""

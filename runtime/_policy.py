@@ -175,10 +175,26 @@ def model_grant(row: ModelRow, now: float, lease: float) -> tuple[ModelRow, str 
     return attrs.evolve(row, probe_until=now + lease), None
 
 
-def model_failure(row: ModelRow, failure: Failure, now: float, cfg: CooldownConfig) -> ModelRow:
-    """Record a failure of a health kind; the count runs per kind."""
+def model_failure(
+    row: ModelRow, failure: Failure, now: float, cfg: CooldownConfig, *, prober: bool = True
+) -> ModelRow:
+    """Record a failure of a health kind; the count runs per kind.
+
+    A failure reported by anyone but the probe holder (a call that began before the model
+    cooled down) keeps the probe lease: the holder is still calling, and a second probe
+    must not be let through while it does. A disabled model stays disabled (see below).
+    """
     kind = failure.kind
     count = row.count + 1 if kind is row.kind else 1
+    lease = None if prober else row.probe_until
+    if row.state is HealthState.DISABLED and not (
+        kind in DISABLING_KINDS and count >= cfg.disable_after
+    ):
+        # Only a reset or a successful probe lets traffic back to a disabled model: a
+        # failed probe of another kind waits a whole interval again; anyone else's
+        # failure changes nothing but the last error.
+        until = row.until if not prober else now + cfg.disabled_probe_interval
+        return attrs.evolve(row, until=until, last_error=failure.message, probe_until=lease)
     if kind in DISABLING_KINDS and count >= cfg.disable_after:
         return ModelRow(
             state=HealthState.DISABLED,
@@ -187,6 +203,7 @@ def model_failure(row: ModelRow, failure: Failure, now: float, cfg: CooldownConf
             count=count,
             last_error=failure.message,
             reason=f"{kind} failed {count} times in a row",
+            probe_until=lease,
         )
     base = cfg.model_base[str(kind)]
     seconds = min(
@@ -196,7 +213,12 @@ def model_failure(row: ModelRow, failure: Failure, now: float, cfg: CooldownConf
     if row.state is HealthState.COOLING and row.until is not None:
         until = max(until, row.until)
     return ModelRow(
-        state=HealthState.COOLING, until=until, kind=kind, count=count, last_error=failure.message
+        state=HealthState.COOLING,
+        until=until,
+        kind=kind,
+        count=count,
+        last_error=failure.message,
+        probe_until=lease,
     )
 
 

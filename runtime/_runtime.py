@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -10,12 +11,13 @@ import random
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import pykka
 
 from actors import Supervisor
-from actors._base import snapshot_of
+from actors._base import REAL_TIME, ask, snapshot_of
 from actors._directory import HEALTH, profile_name
 from actors.messages import (
     Committed,
@@ -32,7 +34,13 @@ from ._chain import build_chain, resolve_model
 from ._clock import Clock, SystemClock, default_rng
 from ._config import Config
 from ._debug import DebugServer
-from ._errors import DeadlineExceeded, RuntimeStoppedError, SwitchoverError
+from ._errors import (
+    ChainExhausted,
+    DeadlineExceeded,
+    RequestRejected,
+    RuntimeStoppedError,
+    SwitchoverError,
+)
 from ._http import http_provider
 from ._policy import HEALTHY, model_view
 from ._providers import Provider
@@ -40,6 +48,7 @@ from ._redact import Redactor
 from ._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._stream import Stream
 from ._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
+from .history import History, RequestClosed, RequestOpened, Terminal
 
 log = logging.getLogger("switchover")
 
@@ -50,7 +59,18 @@ OPERATOR_TIMEOUT = 2.0
 #: How long inspect() waits for live answers before using published snapshots (the
 #: whole call stays well inside 50 ms even when an actor is stuck).
 INSPECT_BUDGET = 0.025
-_REAL_TIME = SystemClock()
+#: How many times one request is walked again after its chain worker crashed under it.
+CRASH_RETRIES = 1
+_FORKED = (
+    "this runtime was created in another process; create the Runtime after forking "
+    "(its actor threads do not survive os.fork())"
+)
+_TERMINAL: tuple[tuple[type[BaseException], Terminal], ...] = (
+    (RequestRejected, "rejected"),
+    (ChainExhausted, "exhausted"),
+    (DeadlineExceeded, "deadline"),
+    (RuntimeStoppedError, "stopped"),
+)
 
 
 class Runtime:
@@ -67,6 +87,8 @@ class Runtime:
             pass :class:`runtime.testing.ScriptedProvider`).
         clock: the time source (default: ``time.monotonic`` read at call time).
         rng: the randomness for jitter (default: seeded from the OS).
+        history: a :class:`runtime.history.History` that records every request, call
+            and state change, for :func:`runtime.history.check` (default: none).
     """
 
     def __init__(
@@ -76,6 +98,7 @@ class Runtime:
         providers: Mapping[str, Provider] | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        history: History | None = None,
     ) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
@@ -89,6 +112,7 @@ class Runtime:
         self._lifecycle = threading.Lock()  # start/stop only; never taken on a request path
         self._ids = itertools.count(1)
         self._pid = os.getpid()
+        self._history = history
         self._debug_servers: list[DebugServer] = []
         # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
         # stuck actor's mailbox from filling with our own inspects. Plain dict operations
@@ -105,6 +129,8 @@ class Runtime:
         """Start the actors. Returns self; starting a running runtime does nothing."""
         with self._lifecycle:
             if self._supervisor is not None:
+                if os.getpid() != self._pid:
+                    raise RuntimeStoppedError(_FORKED)
                 return self
             if self._stopping.is_set():
                 raise RuntimeStoppedError("this runtime was stopped; create a new one")
@@ -117,18 +143,29 @@ class Runtime:
                 )
                 for p in self.config.providers
             }
-            supervisor = Supervisor(self.config, self._providers, clock=self._clock, rng=self._rng)
+            supervisor = Supervisor(
+                self.config,
+                self._providers,
+                clock=self._clock,
+                rng=self._rng,
+                history=self._history,
+            )
             supervisor.start()
             self._supervisor = supervisor
         return self
 
     def stop(self) -> None:
-        """Stop every actor thread and release connections. Idempotent."""
+        """Stop every actor thread and release connections. Idempotent.
+
+        Requests waiting for a chain worker fail at once with RuntimeStoppedError; walks
+        in progress see the stop, return RuntimeStoppedError and let their actor stop.
+        In a child process after ``os.fork()`` it only forgets the parent's actors.
+        """
         with self._lifecycle:
             self._stopping.set()
             supervisor, self._supervisor = self._supervisor, None
-            if supervisor is None:
-                return
+            if supervisor is None or os.getpid() != self._pid:
+                return  # a forked child owns none of the parent's threads or sockets
             for server in self._debug_servers:
                 server.close()
             self._debug_servers.clear()
@@ -155,10 +192,7 @@ class Runtime:
                 "the runtime is not running: call start() or use it as a context manager"
             )
         if os.getpid() != self._pid:
-            raise RuntimeStoppedError(
-                "this runtime was created in another process; create the Runtime after "
-                "forking (its actor threads do not survive os.fork())"
-            )
+            raise RuntimeStoppedError(_FORKED)
         return supervisor
 
     # -- requests ----------------------------------------------------------------------------
@@ -186,49 +220,92 @@ class Runtime:
             deadline=deadline,
             cancel=self._stopping,
         )
-        answer = self._dispatch(supervisor, message, timeout)
+        self._opened(message, None)
+        try:
+            answer = self._dispatch(supervisor, message, timeout)
+        except BaseException as error:
+            self._closed(message.request_id, _terminal(error))
+            raise
         if isinstance(answer, Failed):
+            self._closed(answer.request_id, _terminal(answer.error))
             raise answer.error
-        return Stream(answer, supervisor.directory, self._stopping, supervisor.redact)
+        return Stream(
+            answer,
+            supervisor.directory,
+            self._stopping,
+            supervisor.redact,
+            clock=self._clock,
+            history=self._history,
+        )
 
     def _dispatch(
         self, supervisor: Supervisor, message: RunRequest, timeout: float
     ) -> Committed | Failed:
-        """Hand the request to an idle chain actor and wait for its answer."""
-        give_up = _REAL_TIME.now() + timeout
+        """Hand the request to an idle chain worker and wait for its answer.
+
+        A worker that turns out dead (a stale ref of a crashed worker, or one stopping)
+        never handled the message, so the next idle worker gets it. A worker that crashes
+        while walking the request is replaced by the supervisor and the request is walked
+        again, under a new id, at most CRASH_RETRIES times.
+        """
+        give_up = REAL_TIME.now() + timeout
+        crashes = 0
         while True:
-            left = give_up - _REAL_TIME.now()
+            worker = self._idle_worker(supervisor, give_up)
             try:
-                worker = supervisor.idle.get(timeout=max(0.0, left))
-            except queue.Empty:
-                raise DeadlineExceeded(
-                    "no chain worker became free before the request's deadline"
-                ) from None
-            if self._stopping.is_set():
-                supervisor.idle.put(worker)
-                raise RuntimeStoppedError("the runtime is stopping")
-            try:
-                future = worker.ask(message, block=False)
-            except pykka.ActorDeadError:
-                continue  # a worker replaced after a crash; its old ref is still queued
-            try:
-                answer = future.get(timeout=max(0.0, give_up - _REAL_TIME.now()) + ANSWER_GRACE)
-            except pykka.Timeout:
-                raise DeadlineExceeded("the request's deadline passed with no answer") from None
+                answer = ask(worker, message, max(0.0, give_up - REAL_TIME.now()) + ANSWER_GRACE)
             except pykka.ActorDeadError:
                 if self._stopping.is_set():
                     raise RuntimeStoppedError("the runtime stopped during the request") from None
                 continue
-            except SwitchoverError:
-                raise
-            except Exception:
-                # The chain actor crashed mid-walk; the supervisor restarts it. Try again.
-                log.error("chain worker crashed; retrying the request on another worker")
-                if _REAL_TIME.now() >= give_up:
-                    raise DeadlineExceeded("the request's deadline passed") from None
+            except pykka.Timeout:
+                raise DeadlineExceeded("the request's deadline passed with no answer") from None
+            except Exception as error:
+                crashes += 1
+                log.error("chain worker crashed walking a request: %s", type(error).__name__)
+                if crashes > CRASH_RETRIES or REAL_TIME.now() >= give_up:
+                    raise SwitchoverError(
+                        f"the request crashed {crashes} chain workers ({type(error).__name__}); "
+                        "this is a switchover bug"
+                    ) from None
+                self._closed(message.request_id, "crashed")
+                retry = attrs.evolve(message, request_id=next(self._ids))
+                self._opened(retry, message.request_id)
+                message = retry
                 continue
             assert isinstance(answer, (Committed, Failed))
             return answer
+
+    def _idle_worker(self, supervisor: Supervisor, give_up: float) -> pykka.ActorRef[Any]:
+        while True:
+            try:
+                worker = supervisor.idle.get(timeout=max(0.0, give_up - REAL_TIME.now()))
+            except queue.Empty:
+                raise DeadlineExceeded(
+                    "no chain worker became free before the request's deadline"
+                ) from None
+            if worker is None or self._stopping.is_set():
+                supervisor.idle.put(worker)  # the None wakes the next waiter too
+                raise RuntimeStoppedError("the runtime is stopping")
+            if worker.is_alive():
+                return worker
+            # A crashed worker's stale ref: its replacement is in the queue on its own.
+
+    def _opened(self, message: RunRequest, retry_of: int | None) -> None:
+        if self._history is not None:
+            self._history.record(
+                RequestOpened(
+                    request_id=message.request_id,
+                    chain=tuple(entry.key for entry in message.chain),
+                    deadline=message.deadline,
+                    at=self._clock.now(),
+                    retry_of=retry_of,
+                )
+            )
+
+    def _closed(self, request_id: int, outcome: Terminal) -> None:
+        if self._history is not None:
+            self._history.record(RequestClosed(request_id, outcome, self._clock.now()))
 
     def complete(self, request: Request) -> Completion:
         """Stream the request to its end and return the whole answer."""
@@ -308,13 +385,17 @@ class Runtime:
         self._operator_ask(supervisor, name, ResetKey())
 
     def _operator_ask(self, supervisor: Supervisor, name: str, message: object) -> Any:
-        member = supervisor.directory.members[name]
-        assert member.ref is not None
         try:
-            return member.ref.ask(message, timeout=OPERATOR_TIMEOUT)
-        except (pykka.Timeout, pykka.ActorDeadError):
+            return supervisor.directory.ask(name, message, OPERATOR_TIMEOUT)
+        except pykka.ActorDeadError:
+            raise RuntimeStoppedError("the runtime stopped before the actor answered") from None
+        except pykka.Timeout:
             raise SwitchoverError(
                 f"actor {name} did not answer within {OPERATOR_TIMEOUT}s"
+            ) from None
+        except Exception as error:
+            raise SwitchoverError(
+                f"actor {name} failed ({type(error).__name__}); it is being restarted"
             ) from None
 
     def inspect(self) -> RuntimeSnapshot:
@@ -327,7 +408,7 @@ class Runtime:
         supervisor = self._running()
         members = dict(supervisor.directory.members)
         futures = {name: self._ask_inspect(name, member.ref) for name, member in members.items()}
-        budget_end = _REAL_TIME.now() + INSPECT_BUDGET
+        budget_end = REAL_TIME.now() + INSPECT_BUDGET
         snapshots: list[ActorSnapshot] = []
         for name, member in members.items():
             future = futures[name]
@@ -335,7 +416,7 @@ class Runtime:
             waiting = False
             if future is not None:
                 try:
-                    snapshot = future.get(timeout=max(0.0, budget_end - _REAL_TIME.now()))
+                    snapshot = future.get(timeout=max(0.0, budget_end - REAL_TIME.now()))
                 except pykka.Timeout:
                     waiting = True
                 except Exception:  # the actor died or crashed answering: use its cell
@@ -399,9 +480,30 @@ class Runtime:
             self._debug_servers.append(server)
         return server
 
-    def inject_crash(self, name: str) -> None:
-        """Test hook: make actor ``name`` crash; the supervisor restarts it."""
-        self._tell(name, InjectCrash())
+    def inject_crash(
+        self, name: str, *, via: Literal["tell", "ask"] = "tell", wait: bool = True
+    ) -> None:
+        """Test hook: make actor ``name`` (see ``inspect()``) crash in its handler.
+
+        ``via="tell"`` queues the crash behind what the actor is doing (pykka then kills
+        it); ``via="ask"`` is the failed-ask path (pykka alone would keep it running).
+        With ``wait``, returns once the supervisor has restarted it.
+
+        Raises:
+            KeyError: no actor has that name.
+            SwitchoverError: it was not restarted within the operator timeout.
+        """
+        supervisor = self._running()
+        member = supervisor.directory.members[name]
+        assert member.ref is not None
+        urn = member.ref.actor_urn
+        if via == "ask":
+            with contextlib.suppress(Exception):  # the crash comes back as the answer
+                ask(member.ref, InjectCrash(), OPERATOR_TIMEOUT)
+        else:
+            self._tell(name, InjectCrash())
+        if wait and not supervisor.wait_replaced(name, urn, OPERATOR_TIMEOUT):
+            raise SwitchoverError(f"actor {name} was not restarted within {OPERATOR_TIMEOUT}s")
 
     def inject_hold(self, name: str, release: threading.Event) -> threading.Event:
         """Test hook: keep actor ``name`` inside a handler until ``release`` is set.
@@ -414,6 +516,10 @@ class Runtime:
 
     def _tell(self, name: str, message: object) -> None:
         supervisor = self._running()
-        member = supervisor.directory.members[name]
-        assert member.ref is not None
-        member.ref.tell(message)
+        supervisor.directory.members[name]  # KeyError for a name no actor has
+        supervisor.directory.tell(name, message)
+
+
+def _terminal(error: BaseException) -> Terminal:
+    """The history's name for how a request that raised ``error`` ended."""
+    return next((name for cls, name in _TERMINAL if isinstance(error, cls)), "failed")

@@ -15,11 +15,13 @@ from actors._directory import HEALTH, profile_name
 from actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
 
 from ._classify import Failure
+from ._clock import Clock
 from ._errors import ErrorKind, RuntimeStoppedError, StreamInterrupted
 from ._policy import HEALTHY
 from ._providers import ProviderFailure
 from ._redact import Redactor, redacted_traceback
 from ._types import Attempt, Done, Event, ServedBy, TextDelta
+from .history import AttemptRecord, History, RequestClosed, Terminal
 
 log = logging.getLogger("switchover")
 
@@ -43,11 +45,16 @@ class Stream:
         directory: Directory,
         stopping: threading.Event,
         redact: Redactor,
+        *,
+        clock: Clock,
+        history: History | None = None,
     ) -> None:
         self._committed = committed
         self._redact = redact
         self._directory = directory
         self._stopping = stopping
+        self._clock = clock
+        self._history = history
         self._pending: Event | None = committed.first
         self._source: Iterator[Event] = committed.stream
         self._attempts = committed.attempts
@@ -139,9 +146,36 @@ class Stream:
         )
         model = self._committed.entry.key
         if verdict == "error" or self._committed.probe:
-            self._directory.tell(HEALTH, ModelOutcome(model, verdict, failure))
+            self._directory.tell(
+                HEALTH, ModelOutcome(model, verdict, failure, self._committed.probe)
+            )
         elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
             self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
+        if self._history is not None:
+            self._record(verdict, failure)
+
+    def _record(self, verdict: Verdict, failure: Failure | None) -> None:
+        assert self._history is not None
+        committed = self._committed
+        ended = self._clock.now()
+        self._history.record(
+            AttemptRecord(
+                request_id=committed.request_id,
+                model=committed.entry.key,
+                provider=committed.served_by.provider,
+                profile=committed.served_by.profile,
+                outcome=verdict,
+                kind=failure.kind if failure is not None else None,
+                probe=committed.probe,
+                gate_at=committed.gate_at,
+                start=committed.started,
+                end=ended,
+            )
+        )
+        terminal: Terminal = "served" if verdict == "ok" else "released"
+        if verdict == "error":
+            terminal = "stopped" if self._stopping.is_set() else "interrupted"
+        self._history.record(RequestClosed(committed.request_id, terminal, ended))
 
     def _source_close(self) -> None:
         close = getattr(self._source, "close", None)

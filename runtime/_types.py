@@ -35,7 +35,7 @@ def _freeze_messages(value: Any) -> tuple[Mapping[str, Any], ...]:
 def _freeze_models(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    if not isinstance(value, Sequence):
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
         raise TypeError(
             f"Request.fallback_models must be a sequence of strings, not {type(value).__name__}"
         )
@@ -93,6 +93,10 @@ def _check_request(request: Request) -> None:
         raise _reject("Request.messages is empty: send at least one message")
     for index, message in enumerate(request.messages):
         role = message.get("role")
+        if role is not None and not isinstance(role, str):
+            raise TypeError(
+                f"Request.messages[{index}].role must be a str, not {type(role).__name__}"
+            )
         if role not in _ROLES:
             raise _reject(
                 f"Request.messages[{index}] has role {role!r}; expected one of {sorted(_ROLES)}"

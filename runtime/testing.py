@@ -14,13 +14,16 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
 from ._classify import Failure, classify, transport_failure
 from ._clock import SystemClock
+from ._config import HEALTH_KINDS, Config, CooldownConfig, ProviderConfig, RetryConfig
 from ._errors import ErrorKind
 from ._fakeserver import (
     EmptyBody,
@@ -194,10 +197,76 @@ def failure(kind: ErrorKind, message: str = "") -> Failure:
     return Failure(kind=kind, message=message)
 
 
+# --- a mixed-fault fleet (stress tests, the soak script, chaos runs) ----------------------
+
+#: A mix of every fault a provider fleet shows, by weight (mostly successes).
+MIXED_FAULTS: tuple[tuple[Step, float], ...] = (
+    (Reply("hello there", chunks=3), 70.0),
+    (Fail(429, {"error": {"type": "rate_limit_error", "message": "slow down"}}), 8.0),
+    (Fail(500, {"error": {"type": "server_error", "message": "boom"}}), 5.0),
+    (Fail(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}), 3.0),
+    (Fail(401, {"error": {"code": "invalid_api_key", "message": "bad key"}}), 2.0),
+    (Fail(402, {"error": {"code": "insufficient_quota", "message": "no credit"}}), 1.0),
+    (Fail(404, {"error": {"code": "model_not_found", "message": "no such model"}}), 1.0),
+    (Fail(400, {"error": {"message": "nope"}}), 1.0),
+    (StreamError({"type": "error", "error": {"type": "overloaded_error"}}), 2.0),
+    (Cut(after=1), 3.0),
+    (Refuse(), 2.0),
+    (Hang(), 1.0),
+    (Reply("late", delay=10.0), 1.0),
+)
+#: Models to draw requests from in a fleet made by :func:`fleet_config`.
+FLEET_MODELS = ("a/m1", "a/m2", "b/m3", "fast")
+
+
+def random_faults(
+    rng: random.Random, mix: Sequence[tuple[Step, float]] = MIXED_FAULTS
+) -> Callable[[object], Step]:
+    """A rule for :meth:`ScriptedProvider.rule` or :meth:`FakeServer.rule` drawing each
+    call's step from ``mix`` by weight, with ``rng`` (deterministic for a seeded one, when
+    called from one thread)."""
+    steps = [step for step, _ in mix]
+    weights = list(itertools.accumulate(weight for _, weight in mix))
+
+    def rule(call: object) -> Step:
+        return rng.choices(steps, cum_weights=weights)[0]
+
+    return rule
+
+
+def fleet_config(*, workers: int = 16, base_url: str = "http://fleet.invalid") -> Config:
+    """Three providers (``a`` with 3 keys, ``b`` with 2, ``c`` with 1), the global fallback
+    ``c/last`` and the alias ``fast``, tuned for real time: millisecond cooldowns, 20 ms
+    first-token and idle timeouts and a 2 s request timeout, so every mechanism (key and
+    model cooldowns, probes, disabling, in-place retries, timeouts) fires within seconds."""
+    fast = {"connect_timeout": 0.05, "first_token_timeout": 0.02, "idle_timeout": 0.02}
+
+    def provider(name: str, keys: int) -> ProviderConfig:
+        profiles = {f"p{i}": f"sk-{name}-{i}-0123456789abcdef" for i in range(keys)}
+        return ProviderConfig(name=name, api="openai", base_url=base_url, profiles=profiles, **fast)
+
+    return Config(
+        providers=[provider("a", 3), provider("b", 2), provider("c", 1)],
+        fallbacks=("c/last",),
+        aliases={"fast": "b/fast"},
+        retry=RetryConfig(attempts=3, min_delay=0.0005, max_delay=0.002),
+        cooldown=CooldownConfig(
+            profile_min=0.002,
+            profile_max=0.05,
+            model_base=dict.fromkeys(HEALTH_KINDS, 0.005),
+            model_max=0.05,
+            disabled_probe_interval=0.05,
+        ),
+        chain_workers=workers,
+        request_timeout=2.0,
+    )
+
+
 __all__ = [
     "Call",
     "Cut",
     "EmptyBody",
+    "FLEET_MODELS",
     "Fail",
     "FakeClock",
     "FakeServer",
@@ -206,6 +275,7 @@ __all__ = [
     "HugeLine",
     "InvalidUtf8",
     "JsonBody",
+    "MIXED_FAULTS",
     "Refuse",
     "Reply",
     "ResetMidHeaders",
@@ -223,4 +293,6 @@ __all__ = [
     "closed_port_url",
     "connect_blackhole",
     "failure",
+    "fleet_config",
+    "random_faults",
 ]
