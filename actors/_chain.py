@@ -29,7 +29,7 @@ from runtime._errors import (
 from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
 from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
 from runtime._redact import Redactor, redacted_traceback
-from runtime._types import Attempt, Event, ServedBy
+from runtime._types import Attempt, Event, HealthState, ServedBy
 from runtime.history import AttemptRecord
 
 from ._base import Cell, Context, SwitchoverActor
@@ -45,6 +45,7 @@ from .messages import (
     ModelOutcome,
     ModelPermit,
     RunRequest,
+    SuspectModel,
 )
 
 log = logging.getLogger("switchover.chain")
@@ -166,6 +167,7 @@ class _Walk:
         self.history = actor.history
         self.attempts: list[Attempt] = []
         self.told: set[str] = set()
+        self.probe = False  # this walk holds the current entry's single model probe
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -271,34 +273,36 @@ class _Walk:
     def _entry(self, entry: ChainEntry, *, last: bool) -> Committed | None:
         """Try one chain entry; None means go on to the next."""
         now = self._check_time()
-        probe = False
+        self.probe = False
         row = self.directory.cell(HEALTH).state.get(entry.key)
-        if row is not None and model_gate(row, now) != "ready":
+        if row is not None and not self._model_open(entry, now, last=last):
             if model_gate(row, now) == "cooling":
                 self._skip(entry, None, f"model {row.state}")
                 return None
-            permit = self._ask(HEALTH, AcquireModel(entry.key, self._lease_until()))
+            permit = self._ask(
+                HEALTH, AcquireModel(entry.key, self._lease_until(), self.run_msg.request_id)
+            )
             if not isinstance(permit, ModelPermit) or permit.reason is not None:
                 reason = permit.reason if isinstance(permit, ModelPermit) else "health unavailable"
                 self._skip(entry, None, f"model {reason}")
                 return None
-            probe = permit.probe
+            self.probe = permit.probe
         verdict: Failure | None = None
         try:
-            committed = self._profiles(entry, last=last, probe=probe)
+            committed = self._profiles(entry, last=last)
             if committed is not None:
-                probe = False  # the stream reports the probe's outcome when it ends
+                self.probe = False  # the stream reports the probe's outcome when it ends
             return committed
         except _NextModel as next_model:
             verdict = next_model.args[0] if next_model.args else None
             return None
         finally:
             if verdict is not None:
-                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict, probe))
-            elif probe:
+                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict, self.probe))
+            elif self.probe:
                 self._tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
 
-    def _profiles(self, entry: ChainEntry, *, last: bool, probe: bool) -> Committed | None:
+    def _profiles(self, entry: ChainEntry, *, last: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         key_failure: Failure | None = None
@@ -324,14 +328,20 @@ class _Walk:
             try:
                 while True:
                     gate_at = self._check_time()
-                    if not self._model_open(entry, gate_at, probe=probe):
-                        self._skip(entry, profile, "model cooled down by another request")
+                    if not self._model_open(entry, gate_at, last=last):
+                        self._skip(entry, profile, "model taken out of service by another request")
                         raise _NextModel()
                     if not self._key_open(name, gate_at, held=held):
                         self._skip(entry, profile, "key cooled down by another request")
                         break
                     outcome = self._call(
-                        entry, profile, key, max_tokens, last=last, probe=probe, gate_at=gate_at
+                        entry,
+                        profile,
+                        key,
+                        max_tokens,
+                        last=last,
+                        probe=self.probe,
+                        gate_at=gate_at,
                     )
                     held = False  # the call's outcome (or the stream) reports to the key
                     if isinstance(outcome, Committed):
@@ -350,6 +360,8 @@ class _Walk:
                     if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
                         tries += 1
                         if tries < self.config.retry.attempts:
+                            if kind is ErrorKind.TRANSIENT and not self.probe:
+                                self._suspect(entry, failure)
                             self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
                             continue
                         raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
@@ -380,14 +392,35 @@ class _Walk:
         """A permit holds until this walk must be over, whatever the request's timeout."""
         return self.run_msg.deadline + LEASE_GRACE
 
-    def _model_open(self, entry: ChainEntry, now: float, *, probe: bool) -> bool:
-        """Re-read just before a call: another request may have cooled the model since the
-        entry began. The probe holder may call a model whose wait is over."""
+    def _model_open(self, entry: ChainEntry, now: float, *, last: bool) -> bool:
+        """Whether the model may be called now without asking (also re-read just before each
+        call: another request may have cooled it since the entry began). The probe holder
+        may call a model whose wait is over; a model on probation (another request is
+        retrying it in place) stays open to requests with no entry after it."""
         row = self.directory.cell(HEALTH).state.get(entry.key)
         if row is None:
             return True
+        if self.probe and row.probe_holder != self.run_msg.request_id:
+            # The model moved on without us (healthy again, or another request's probe):
+            # this walk holds nothing any more and calls like anyone else.
+            self.probe = False
         gate = model_gate(row, now)
-        return gate == "ready" or (probe and gate == "expired")
+        return (
+            gate == "ready"
+            or (self.probe and gate == "expired")
+            or (last and row.state is HealthState.PROBING)
+        )
+
+    def _suspect(self, entry: ChainEntry, failure: Failure) -> None:
+        """After a transient failure that will be retried in place, put the model on
+        probation with this walk as its probe holder, so other requests stop calling it
+        while this one finds out whether it was a blip."""
+        permit = self._ask(
+            HEALTH,
+            SuspectModel(entry.key, failure, self._lease_until(), self.run_msg.request_id),
+        )
+        if isinstance(permit, ModelPermit) and permit.reason is None:
+            self.probe = True
 
     def _key_open(self, name: str, now: float, *, held: bool) -> bool:
         """Re-read just before a call: another request's failure may have cooled the key."""

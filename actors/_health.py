@@ -15,13 +15,15 @@ from runtime._policy import (
     model_gate,
     model_grant,
     model_release,
+    model_success,
+    model_suspect,
     model_view,
 )
 from runtime._snapshot import _plain
 from runtime.history import ModelChange
 
 from ._base import Cell, Context, SwitchoverActor
-from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel
+from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel, SuspectModel
 
 HealthTable = Mapping[str, ModelRow]
 
@@ -63,7 +65,7 @@ class HealthActor(SwitchoverActor):
         if isinstance(message, ModelOutcome):
             row = self.table.get(message.model, HEALTHY)
             if message.verdict == "ok":
-                self._set(message.model, HEALTHY, now)
+                self._set(message.model, model_success(row, now, prober=message.probe), now)
             elif (
                 message.verdict == "error"
                 and message.failure is not None
@@ -78,11 +80,23 @@ class HealthActor(SwitchoverActor):
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)
             lease = self._lease if message.lease_until is None else message.lease_until - now
-            row, reason = model_grant(before, now, max(0.0, lease))
+            row, reason = model_grant(before, now, max(0.0, lease), holder=message.holder)
             self._set(message.model, row, now)
             # A model that is healthy again needs no probe: the caller holds nothing.
             probe = reason is None and model_gate(before, now) == "expired"
             return ModelPermit(reason=reason, probe=probe)
+        if isinstance(message, SuspectModel):
+            suspect = model_suspect(
+                self.table.get(message.model, HEALTHY),
+                message.failure,
+                now,
+                max(0.0, message.lease_until - now),
+                holder=message.holder,
+            )
+            if suspect is None:
+                return ModelPermit(reason="not healthy")
+            self._set(message.model, suspect, now)
+            return ModelPermit(reason=None, probe=True)
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]

@@ -88,6 +88,18 @@ class AcquireModel:
 
     model: str
     lease_until: float | None = None
+    holder: int | None = None  # the asking request's id
+
+
+@attrs.frozen
+class SuspectModel:
+    """Ask the HealthActor to put a healthy model on probation after a transient failure,
+    with the asker as its probe holder until ``lease_until``."""
+
+    model: str
+    failure: Failure
+    lease_until: float
+    holder: int
 
 
 @attrs.frozen

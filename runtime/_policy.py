@@ -148,6 +148,8 @@ class ModelRow:
     last_error: str | None = None
     reason: str | None = None
     probe_until: float | None = None
+    #: The request holding the single probe (None: unknown or nobody).
+    probe_holder: int | None = None
 
 
 HEALTHY = ModelRow()
@@ -160,7 +162,9 @@ def model_gate(row: ModelRow, now: float) -> Gate:
     return "cooling" if now < row.until else "expired"
 
 
-def model_grant(row: ModelRow, now: float, lease: float) -> tuple[ModelRow, str | None]:
+def model_grant(
+    row: ModelRow, now: float, lease: float, *, holder: int | None = None
+) -> tuple[ModelRow, str | None]:
     """Let one probe through a model whose cooldown (or disabled wait) ended.
 
     Returns the new row and None when granted, or a reason to skip.
@@ -172,7 +176,26 @@ def model_grant(row: ModelRow, now: float, lease: float) -> tuple[ModelRow, str 
         return row, str(row.state)
     if row.probe_until is not None and now < row.probe_until:
         return row, "probe in flight"
-    return attrs.evolve(row, probe_until=now + lease), None
+    return attrs.evolve(row, probe_until=now + lease, probe_holder=holder), None
+
+
+def model_suspect(
+    row: ModelRow, failure: Failure, now: float, lease: float, *, holder: int | None = None
+) -> ModelRow | None:
+    """Put a healthy model on probation after a transient failure: the request that saw it
+    holds the single probe while it retries in place, and other requests skip the model
+    meanwhile (a request with nothing after it still calls it). None: not healthy, so
+    there is nothing to start (or an earlier probe holder's call may still be running)."""
+    if row.state is not HealthState.HEALTHY or _leased(row, now):
+        return None
+    return attrs.evolve(
+        row,
+        state=HealthState.PROBING,
+        until=now,
+        last_error=failure.message,
+        probe_until=now + lease,
+        probe_holder=holder,
+    )
 
 
 def model_failure(
@@ -187,6 +210,7 @@ def model_failure(
     kind = failure.kind
     count = row.count + 1 if kind is row.kind else 1
     lease = None if prober else row.probe_until
+    holder = None if prober else row.probe_holder
     if row.state is HealthState.DISABLED and not (
         kind in DISABLING_KINDS and count >= cfg.disable_after
     ):
@@ -194,7 +218,9 @@ def model_failure(
         # failed probe of another kind waits a whole interval again; anyone else's
         # failure changes nothing but the last error.
         until = row.until if not prober else now + cfg.disabled_probe_interval
-        return attrs.evolve(row, until=until, last_error=failure.message, probe_until=lease)
+        return attrs.evolve(
+            row, until=until, last_error=failure.message, probe_until=lease, probe_holder=holder
+        )
     if kind in DISABLING_KINDS and count >= cfg.disable_after:
         return ModelRow(
             state=HealthState.DISABLED,
@@ -204,6 +230,7 @@ def model_failure(
             last_error=failure.message,
             reason=f"{kind} failed {count} times in a row",
             probe_until=lease,
+            probe_holder=holder,
         )
     base = cfg.model_base[str(kind)]
     seconds = min(
@@ -219,16 +246,30 @@ def model_failure(
         count=count,
         last_error=failure.message,
         probe_until=lease,
+        probe_holder=holder,
     )
+
+
+def model_success(row: ModelRow, now: float, *, prober: bool) -> ModelRow:
+    """A call succeeded: the model is healthy. Anyone else's success keeps a live probe
+    lease, so that no second probe starts while the holder's call may still be running."""
+    if prober or not _leased(row, now):
+        return HEALTHY
+    return ModelRow(probe_until=row.probe_until, probe_holder=row.probe_holder)
+
+
+def _leased(row: ModelRow, now: float) -> bool:
+    return row.probe_until is not None and now < row.probe_until
 
 
 def model_release(row: ModelRow) -> ModelRow:
     """A probe that proved nothing either way: let the next request probe."""
-    return attrs.evolve(row, probe_until=None)
+    return attrs.evolve(row, probe_until=None, probe_holder=None)
 
 
 def model_view(model: str, row: ModelRow, now: float) -> ModelHealth:
-    """The public view of a row; a cooling row whose time is up reads ``probing``."""
+    """The public view of a row; a cooling row whose time is up reads ``probing``, as does
+    a model on probation (a request is retrying it in place)."""
     state = row.state
     remaining = None if row.until is None else max(0.0, row.until - now)
     if state is HealthState.COOLING and remaining == 0.0:

@@ -345,7 +345,8 @@ class Runtime:
         return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
 
     def reset(self, model: str | None = None) -> None:
-        """Make ``model`` (a model string or alias) healthy again, or every model.
+        """Make ``model`` (a model string or alias) healthy again; with no argument, reset
+        everything: every model healthy, every key out of cooldown.
 
         Raises:
             KeyError: ``model`` is not one :meth:`health` lists (it names no configured
@@ -354,6 +355,9 @@ class Runtime:
         supervisor = self._running()
         if model is None:
             self._operator_ask(supervisor, HEALTH, ResetModel(None))
+            for provider in self.config.providers:
+                for profile in provider.profiles:
+                    self._operator_ask(supervisor, profile_name(provider.name, profile), ResetKey())
             return
         try:
             key = resolve_model(self.config, model).key

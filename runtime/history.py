@@ -19,7 +19,8 @@ The rules (:data:`RULES`):
 ``key_cooldown``
     no call is made with a key while the cooldown its profile actor published covers it.
 ``model_gate``
-    no call goes to a cooling or disabled model, except by the holder of a granted probe.
+    no call goes to a cooling or disabled model, except by the holder of a granted probe;
+    a model on probation takes its probe holder and requests with no later chain entry.
 ``single_probe``
     at most one request probes a model at a time. (A probe's lease ends 5 s after its
     request's deadline; a committed probe stream still being read after that is not
@@ -234,7 +235,8 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
         for attempt in made:
             if attempt.outcome == "skipped":
                 continue
-            violations.extend(_gates(attempt, key_states, model_states))
+            last = attempt.model == request.chain[-1]
+            violations.extend(_gates(attempt, key_states, model_states, last=last))
     violations.extend(_probes(attempts))
     return tuple(violations)
 
@@ -328,6 +330,8 @@ def _gates(
     attempt: AttemptRecord,
     keys: Mapping[tuple[str, str], _Timeline],
     models: Mapping[str, _Timeline],
+    *,
+    last: bool,
 ) -> Iterator[Violation]:
     assert attempt.profile is not None
     timeline = keys.get((attempt.provider, attempt.profile))
@@ -346,7 +350,7 @@ def _gates(
     timeline = models.get(attempt.model)
     if timeline is not None:
         seen = timeline.seen(attempt.gate_at, attempt.start)
-        if not any(_model_open(state, attempt.gate_at, attempt.probe) for state in seen):
+        if not any(_model_open(state, attempt.gate_at, attempt.probe, last) for state in seen):
             states = ", ".join(str(s.state) for s in seen if isinstance(s, ModelChange))
             yield Violation(
                 "model_gate",
@@ -363,12 +367,14 @@ def _key_open(state: KeyChange | ModelChange | None, at: float) -> bool:
     return state.cooldown_until is None or state.cooldown_until <= at
 
 
-def _model_open(state: KeyChange | ModelChange | None, at: float, probe: bool) -> bool:
+def _model_open(state: KeyChange | ModelChange | None, at: float, probe: bool, last: bool) -> bool:
     if state is None:
         return True
     assert isinstance(state, ModelChange)
     if state.state is HealthState.HEALTHY:
         return True
+    if state.state is HealthState.PROBING and last:
+        return True  # on probation, a model stays open to requests with nothing after it
     # A cooling or disabled model takes only the probe granted once its wait is over.
     return probe and state.until is not None and state.until <= at
 

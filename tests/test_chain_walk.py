@@ -343,7 +343,9 @@ def test_a_retry_succeeding_in_place_serves_the_request(
     done = rt.complete(req(GPT, HAIKU))
     assert (done.text, done.served_by.model) == ("third time", GPT)
     assert [a.outcome for a in done.attempts] == ["error", "error", "ok"]
-    assert health(rt, GPT) is None
+    # The retries ran on probation (the model's row appears); their success ends it.
+    row = health(rt, GPT)
+    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 0)
 
 
 def test_a_hung_target_goes_to_the_next_model_at_once(
@@ -734,17 +736,22 @@ def test_counts_are_per_kind_in_the_health_table(
     assert row.state is HealthState.PROBING
 
 
-def test_reset_without_a_model_resets_every_model(
+def test_reset_without_a_model_resets_every_model_and_every_key(
     start: StartRuntime, scripted: ScriptedProvider
 ) -> None:
     scripted.script("gpt-4o", Fail(404, b.OPENAI_MODEL_MISSING))
     scripted.script("claude-3-haiku-20240307", Fail(404, b.ANTHROPIC_MODEL_MISSING))
+    scripted.script("gpt-4o-mini", Fail(401, b.OPENAI_BAD_KEY))
     rt = start()
     with pytest.raises(ChainExhausted):
-        rt.complete(req(GPT, HAIKU))
-    assert {health(rt, m).state for m in (GPT, HAIKU)} == {HealthState.COOLING}
+        rt.complete(req(GPT, HAIKU, MINI))
+    assert {health(rt, m).state for m in (GPT, HAIKU, MINI)} == {HealthState.COOLING}
+    assert key_state(rt, "openai", "main")["cooldown_remaining"] is not None
     rt.reset()
-    assert {health(rt, m).state for m in (GPT, HAIKU)} == {HealthState.HEALTHY}
+    assert {health(rt, m).state for m in (GPT, HAIKU, MINI)} == {HealthState.HEALTHY}
+    for profile in ("main", "backup"):
+        state = key_state(rt, "openai", profile)
+        assert (state["cooldown_remaining"], state["consecutive_failures"]) == (None, 0)
     with pytest.raises(KeyError):
         rt.reset("nowhere/x")
 
@@ -958,3 +965,66 @@ def test_an_idle_gap_after_commit_interrupts_the_stream(
     assert (raised.value.partial_text, raised.value.kind) == ("a", K.TRANSIENT)
     assert scripted.calls_to("claude-3-haiku-20240307") == []
     assert health(rt, GPT).state is HealthState.COOLING
+
+
+# --- probation: a transient failure retried in place -----------------------------------------
+
+
+def probation_rule(rt: Runtime, seen: dict[str, Any], retry: Any) -> Any:
+    """GPT fails once with a 500; during the holder's in-place retry (answered ``retry``)
+    two other requests run: one with a fallback, one with GPT alone."""
+    gpt_calls = itertools.count()
+
+    def rule(call: ProviderCall) -> Any:
+        if call.model != "gpt-4o":
+            return Reply("fallback")
+        number = next(gpt_calls)
+        if number == 0:
+            return Fail(500, b.OPENAI_SERVER_ERROR)
+        if number == 1:
+            flush(rt)
+            seen["state"] = rt.health()[GPT].state
+            seen["other"] = rt.complete(req(GPT, HAIKU))
+            seen["alone"] = rt.complete(req(GPT))
+            return retry
+        return Reply("alone")
+
+    return rule
+
+
+def test_a_transient_failure_puts_the_model_on_probation_while_it_is_retried(
+    start: StartRuntime, scripted: ScriptedProvider
+) -> None:
+    rt = start()
+    seen: dict[str, Any] = {}
+    scripted.rule(probation_rule(rt, seen, Reply("retried")))
+    done = rt.complete(req(GPT, HAIKU))
+    assert (done.text, done.served_by.model) == ("retried", GPT)
+    assert seen["state"] is HealthState.PROBING
+    # A request with somewhere else to go skips the model while its probe holder retries.
+    other = seen["other"]
+    assert other.served_by.model == HAIKU
+    assert (other.attempts[0].outcome, other.attempts[0].message) == (
+        "skipped",
+        "model probe in flight",
+    )
+    # A request with nothing after it still calls the model: probation never fails it.
+    assert seen["alone"].served_by.model == GPT
+    assert len(scripted.calls_to("gpt-4o")) == 3
+    assert health(rt, GPT).state is HealthState.HEALTHY
+
+
+def test_a_model_whose_in_place_retries_all_fail_cools_down_once(
+    start: StartRuntime, scripted: ScriptedProvider
+) -> None:
+    rt = start(make_config(retry=RetryConfig(attempts=2, min_delay=0.0, max_delay=0.0)))
+    seen: dict[str, Any] = {}
+    scripted.rule(probation_rule(rt, seen, Fail(503, b.OPENAI_SERVER_ERROR)))
+    done = rt.complete(req(GPT, HAIKU))
+    assert done.served_by.model == HAIKU
+    assert seen["other"].served_by.model == HAIKU
+    row = health(rt, GPT)
+    # The lone request's success made it healthy; the holder's failure then cooled it,
+    # counting one failure for the whole in-place sequence.
+    assert row.state is HealthState.COOLING
+    assert row.consecutive_failures == 1

@@ -227,7 +227,10 @@ def test_every_hostile_answer_at_once_from_16_threads(server: FakeServer) -> Non
     history.assert_valid(config)
     calls = [a for a in history.of_type(AttemptRecord) if isinstance(a, AttemptRecord)]
     failed = [a for a in calls if a.outcome == "error"]
-    assert len(failed) > 100
+    # Enough failures to exercise every hostile answer (checked above by type). Probation
+    # keeps concurrent requests off a model another request is retrying, so fewer of the
+    # 320 requests reach a failing answer than without it.
+    assert len(failed) > 50
     assert all(a.kind is not None for a in failed), "every failure was classified"
     assert actor_threads() == []
 

@@ -30,6 +30,7 @@ from runtime._policy import (
     model_gate,
     model_grant,
     model_release,
+    model_suspect,
     model_view,
     retry_delay,
 )
@@ -307,6 +308,20 @@ def test_model_grant_single_probe_and_release() -> None:
     assert model_grant(row, NOW + 40.0, lease=30.0)[1] is None  # a lost probe expires
     assert model_grant(model_release(row), NOW + 11.0, lease=30.0)[1] is None
     assert model_grant(HEALTHY, NOW, lease=30.0) == (HEALTHY, None)
+
+
+def test_model_suspect_puts_only_a_healthy_model_on_probation() -> None:
+    row = model_suspect(HEALTHY, fail(K.TRANSIENT), NOW, lease=30.0)
+    assert row is not None
+    assert (row.state, row.count, row.probe_until) == (HealthState.PROBING, 0, NOW + 30.0)
+    assert model_gate(row, NOW) == "expired"
+    assert model_grant(row, NOW + 1.0, lease=30.0)[1] == "probe in flight"
+    assert model_view("m", row, NOW + 1.0).state is HealthState.PROBING
+    # The holder's failure after its retries cools the model, counting one failure.
+    cooled = model_failure(row, fail(K.TRANSIENT), NOW + 2.0, CFG)
+    assert (cooled.state, cooled.count) == (HealthState.COOLING, 1)
+    assert model_suspect(cooled, fail(K.TRANSIENT), NOW + 3.0, lease=30.0) is None
+    assert model_suspect(row, fail(K.TRANSIENT), NOW + 3.0, lease=30.0) is None
 
 
 def test_model_view_reads_probing_once_cooling_ends() -> None:
