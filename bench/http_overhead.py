@@ -146,11 +146,13 @@ def _measure(api: str, rounds: int, long_rounds: int) -> dict[str, float]:
             for _ in range(3):
                 direct()
                 ours()
+            pair = [(direct, direct_rate), (ours, ours_rate)]
             for _ in range(long_rounds):
-                for run, rates in ((direct, direct_rate), (ours, ours_rate)):
+                for run, rates in pair:
                     first, last, chunks = run()
                     assert chunks == 1000, chunks
                     rates.append((chunks - 1) / (last - first))
+                pair.reverse()  # neither side always goes first
             # Each switchover read against the direct read just before it: drift and other
             # processes' bursts hit a pair alike, so the median of the pairs is the steady one.
             ratios = [b / a for a, b in zip(direct_rate, ours_rate, strict=True)]

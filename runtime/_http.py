@@ -487,8 +487,10 @@ class HttpProvider:
                     if parser.done:
                         self._drain(chunks, watch)
                         break
-                    watch.expires = min(now() + idle, watch.limit)
-                    if watch.expires < watch.queued:  # resumed after a long hold: rare
+                    expires = now() + idle
+                    limit = watch.limit
+                    watch.expires = expires = expires if expires < limit else limit  # no min()
+                    if expires < watch.queued:  # resumed after a long hold: rare
                         self._watchdog.requeue(watch)
                 else:
                     for name, data in decoder.flush():

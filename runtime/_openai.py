@@ -155,11 +155,9 @@ class _ChunkParser:
         if not delta or type(delta) is not dict:
             return []
         text = delta.get("content")
-        if not ("reasoning_content" in delta or "reasoning" in delta or "tool_calls" in delta):
-            if text and type(text) is str:
-                self.content = True
-                return [TextDelta(text)]
-            return []
+        if len(delta) == 1 and text and type(text) is str:  # nearly every chunk
+            self.content = True
+            return [TextDelta(text)]
         events: list[Event] = []
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):

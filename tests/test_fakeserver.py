@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ def server() -> Iterator[FakeServer]:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as http:
+    with httpx.Client(timeout=30) as http:
         yield http
 
 
@@ -159,7 +158,8 @@ def test_keep_alive(server: FakeServer, client: httpx.Client) -> None:
 
 
 def test_a_simple_call_takes_well_under_5ms(server: FakeServer, client: httpx.Client) -> None:
-    # A Nagle / delayed-ACK stall would cost 40 ms a call; headers and body go out together.
+    # A Nagle / delayed-ACK stall would cost every call 40 ms, so even the fastest of 30
+    # shows it; the fastest is also the one a loaded machine disturbs least.
     for _ in range(5):
         post(client, server, "/v1/chat/completions", stream=True)
     took = []
@@ -167,7 +167,7 @@ def test_a_simple_call_takes_well_under_5ms(server: FakeServer, client: httpx.Cl
         start = time.perf_counter()
         post(client, server, "/v1/chat/completions", stream=True)
         took.append(time.perf_counter() - start)
-    assert statistics.median(took) < 0.005
+    assert min(took) < 0.005
 
 
 def test_many_concurrent_connections(server: FakeServer) -> None:
@@ -175,7 +175,7 @@ def test_many_concurrent_connections(server: FakeServer) -> None:
     timeouts: list[BaseException] = []
 
     def hang() -> None:
-        with httpx.Client(timeout=5) as own:
+        with httpx.Client(timeout=2) as own:
             try:
                 own.post(server.url + "/v1/messages", json={"model": "slow"})
             except httpx.ReadTimeout as error:
@@ -184,14 +184,14 @@ def test_many_concurrent_connections(server: FakeServer) -> None:
     hung = [threading.Thread(target=hang) for _ in range(32)]
     for thread in hung:
         thread.start()
-    assert server.wait_for(lambda s: len(s.calls) == 32, timeout=5)
-    with httpx.Client(timeout=5) as client:  # 32 hanging calls do not hold up a 33rd
+    assert server.wait_for(lambda s: len(s.calls) == 32, timeout=30)
+    with httpx.Client(timeout=30) as client:  # 32 hanging calls do not hold up a 33rd
         assert post(client, server, "/v1/messages").status_code == 200
     for thread in hung:
-        thread.join(timeout=10)
+        thread.join(timeout=30)
     assert len(timeouts) == 32
     # Each client that gave up closed its connection, and the server noticed.
-    assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
+    assert server.wait_for(lambda s: s.open_connections == 0, timeout=30)
 
 
 def test_close_releases_hanging_connections(client: httpx.Client) -> None:
@@ -206,9 +206,9 @@ def test_close_releases_hanging_connections(client: httpx.Client) -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    assert server.wait_for(lambda s: len(s.calls) == 1, timeout=10)
+    assert server.wait_for(lambda s: len(s.calls) == 1, timeout=30)
     server.close()
-    caller.join(timeout=10)
+    caller.join(timeout=30)
     assert not caller.is_alive()
     assert isinstance(errors[0], httpx.RemoteProtocolError)
     assert server.open_connections == 0

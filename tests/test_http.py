@@ -74,7 +74,7 @@ MAIN = "sk-test-main-0123456789abcdef"
 BACKUP = "sk-test-backup-0123456789abcdef"
 APIS = ["openai", "anthropic"]
 #: Generous slack on top of any timeout we wait for: the machine is small and shared.
-SLACK = 1.5
+SLACK = 3.0
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def settle(rt: Runtime) -> None:
     supervisor = rt._running()
     for member in supervisor.directory.members.values():
         assert member.ref is not None
-        member.ref.ask(Inspect(), timeout=5)
+        member.ref.ask(Inspect(), timeout=30)
 
 
 def model_state(rt: Runtime, model: str) -> str:
@@ -460,7 +460,8 @@ def test_classification_table(
     server: FakeServer, api: str, step: ServerStep, kind: ErrorKind, action: str
 ) -> None:
     server.script("m", step, key=MAIN)
-    config = make_config(server, api, timeouts={"first_token_timeout": 0.3})
+    # Generous: every answer but the hanging one must beat it on a loaded machine.
+    config = make_config(server, api, timeouts={"first_token_timeout": 2.0})
     with Runtime(config) as rt:
         if action == "reject":
             with pytest.raises(RequestRejected) as rejected:
@@ -543,7 +544,7 @@ def test_connection_refused_is_transient(server: FakeServer, api: str) -> None:
 @pytest.mark.parametrize("api", APIS)
 def test_a_trickle_before_the_first_token_is_an_idle_timeout(server: FakeServer, api: str) -> None:
     server.script("m", Trickle(interval=0.05))  # bytes keep coming, but never a whole event
-    timeouts = {"first_token_timeout": 30.0, "idle_timeout": 0.3}
+    timeouts = {"first_token_timeout": 30.0, "idle_timeout": 1.0}
     with Runtime(make_config(server, api, timeouts=timeouts)) as rt:
         start = time.monotonic()
         done = rt.complete(ask())
@@ -552,7 +553,7 @@ def test_a_trickle_before_the_first_token_is_an_idle_timeout(server: FakeServer,
     failed = done.attempts[0]
     assert failed.kind is ErrorKind.TRANSIENT
     assert "idle" in failed.message
-    assert took < 0.3 + SLACK
+    assert took < 1.0 + SLACK
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -750,7 +751,7 @@ def test_a_hanging_upstream_costs_at_most_the_request_timeout(server: FakeServer
 @pytest.mark.parametrize("api", APIS)
 def test_the_deadline_cuts_a_committed_stream(server: FakeServer, api: str) -> None:
     server.default = Reply("abc", chunks=3, chunk_delay=10.0)
-    config = make_config(server, api, fallbacks=(), request_timeout=0.5)
+    config = make_config(server, api, fallbacks=(), request_timeout=1.0)
     with Runtime(config) as rt:
         start = time.monotonic()
         stream = rt.stream(ask())
@@ -759,13 +760,13 @@ def test_the_deadline_cuts_a_committed_stream(server: FakeServer, api: str) -> N
         took = time.monotonic() - start
     assert interrupted.value.partial_text == "a"
     assert "deadline" in str(interrupted.value)
-    assert 0.45 <= took < 0.5 + SLACK
+    assert 0.95 <= took < 1.0 + SLACK
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_an_idle_gap_after_commit_interrupts(server: FakeServer, api: str) -> None:
     server.default = Reply("abc", chunks=3, chunk_delay=10.0)
-    with Runtime(make_config(server, api, timeouts={"idle_timeout": 0.3})) as rt:
+    with Runtime(make_config(server, api, timeouts={"idle_timeout": 1.0})) as rt:
         stream = rt.stream(ask())
         with pytest.raises(StreamInterrupted, match="idle"):
             list(stream)
@@ -774,10 +775,10 @@ def test_an_idle_gap_after_commit_interrupts(server: FakeServer, api: str) -> No
 @pytest.mark.parametrize("api", APIS)
 def test_a_slow_reader_is_not_an_idle_provider(server: FakeServer, api: str) -> None:
     server.default = Reply("abc", chunks=3)
-    config = make_config(server, api, timeouts={"idle_timeout": 0.2})
+    config = make_config(server, api, timeouts={"idle_timeout": 1.0})
     with Runtime(config) as rt, rt.stream(ask()) as stream:
         first = next(stream)
-        threading.Event().wait(0.5)  # the caller dawdles: no idle timeout for that
+        threading.Event().wait(1.5)  # the caller dawdles: no idle timeout for that
         rest = list(stream)
     assert [first, *rest][:3] == [TextDelta("a"), TextDelta("b"), TextDelta("c")]
 
@@ -787,15 +788,15 @@ def test_a_reader_that_held_an_event_long_still_gets_idle_timeouts(
     server: FakeServer, api: str
 ) -> None:
     server.default = Trickle(interval=0.05, after=1)  # one chunk, then a byte at a time
-    config = make_config(server, api, timeouts={"idle_timeout": 0.3}, request_timeout=20.0)
+    config = make_config(server, api, timeouts={"idle_timeout": 1.0}, request_timeout=30.0)
     with Runtime(config) as rt:
         stream = rt.stream(ask())
         assert next(stream) == TextDelta("x")
-        threading.Event().wait(0.6)  # the caller holds the event past the idle budget
+        threading.Event().wait(1.5)  # the caller holds the event past the idle budget
         start = time.monotonic()
         with pytest.raises(StreamInterrupted, match="idle"):
             list(stream)
-        assert time.monotonic() - start < 0.3 + SLACK  # not at the 20 s deadline
+        assert time.monotonic() - start < 1.0 + SLACK  # not at the 30 s deadline
 
 
 # --- closing early, stopping, concurrency ---------------------------------------------------
@@ -808,7 +809,7 @@ def test_closing_early_releases_the_connection_and_the_worker(server: FakeServer
         stream = rt.stream(ask())
         assert next(stream) == TextDelta("x")
         stream.close()
-        assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
+        assert server.wait_for(lambda s: s.open_connections == 0, timeout=30)
         # The only chain worker is free at once: a second request is served promptly.
         assert elapsed(lambda: rt.complete(ask("p/other"))) < SLACK
         assert model_state(rt, "p/m") == "healthy"
@@ -823,7 +824,7 @@ def test_breaking_out_of_the_loop_closes_the_connection(server: FakeServer, api:
         with rt.stream(ask()) as stream:
             for _ in stream:
                 break
-        assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
+        assert server.wait_for(lambda s: s.open_connections == 0, timeout=30)
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -842,9 +843,9 @@ def test_closing_from_another_thread_wakes_the_reader(server: FakeServer, api: s
 
         reader = threading.Thread(target=read)
         reader.start()
-        assert server.wait_for(lambda s: s.open_connections == 1, timeout=5)
+        assert server.wait_for(lambda s: s.open_connections == 1, timeout=30)
         stream.close()
-        reader.join(timeout=5)
+        reader.join(timeout=30)
         assert not reader.is_alive()
     assert isinstance(outcome[0], StreamInterrupted)
 
@@ -867,10 +868,10 @@ def test_stopping_the_runtime_ends_calls_in_flight_promptly(
 
     caller = threading.Thread(target=call)
     caller.start()
-    assert server.wait_for(lambda s: len(s.calls) == 1, timeout=5)
+    assert server.wait_for(lambda s: len(s.calls) == 1, timeout=30)
     start = time.monotonic()
     rt.stop()
-    caller.join(timeout=10)
+    caller.join(timeout=30)
     assert not caller.is_alive()
     assert time.monotonic() - start < SLACK + 1
     assert isinstance(outcome[0], RuntimeStoppedError)
@@ -919,14 +920,14 @@ def test_sixteen_concurrent_streams(server: FakeServer, api: str) -> None:
         pytest.param(InvalidUtf8(), "UTF-8", id="invalid-utf8"),
         pytest.param(HugeLine(), "larger than 1048576 bytes", id="10MB-line"),
         pytest.param(ResetMidHeaders(), "reset", id="reset-mid-headers"),
-        pytest.param(Trickle(interval=0.05), "first token", id="trickle"),
+        pytest.param(Trickle(interval=0.05), "idle", id="trickle"),
     ],
 )
 def test_hostile_answers_are_classified_and_failed_over(
     server: FakeServer, api: str, step: ServerStep, says: str
 ) -> None:
     server.script("m", step)
-    with Runtime(make_config(server, api, timeouts={"first_token_timeout": 0.3})) as rt:
+    with Runtime(make_config(server, api, timeouts={"idle_timeout": 1.0})) as rt:
         done = rt.complete(ask())
     assert done.served_by.model == "p/fallback"
     failed = done.attempts[0]
@@ -1037,7 +1038,7 @@ def _fails_promptly(
 
     reader = threading.Thread(target=read)
     reader.start()
-    assert server.wait_for(lambda s: len(s.calls) == calls_before + 1, timeout=5)
+    assert server.wait_for(lambda s: len(s.calls) == calls_before + 1, timeout=30)
     interrupt()
     reader.join(timeout=SLACK + 1)
     assert not reader.is_alive()
@@ -1055,7 +1056,7 @@ def test_cancel_ends_a_hanging_call(
     failure = _fails_promptly(adapter, call, call.cancel.set, server, int(reused))
     assert "cancelled" in str(failure)
     assert server.accepted == 1  # the hanging call really did reuse the first connection
-    assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
+    assert server.wait_for(lambda s: s.open_connections == 0, timeout=30)
 
 
 def test_cancel_ends_a_committed_stream(
