@@ -28,9 +28,17 @@ def _systems(text: str) -> list[str]:
     return systems
 
 
+#: Columns for the results table when the output is not a terminal.
+TABLE_WIDTH = 160
+
+
 def run_chaos(args: argparse.Namespace) -> int:
     """Run the suite; print the table; write report.json and the plots."""
     console = Console(stderr=False)
+    if not console.is_terminal:
+        # Piped or logged output has no width to fit; rich's default of 80 columns would
+        # cut every cell of the table.
+        console = Console(stderr=False, width=TABLE_WIDTH)
     errors = Console(stderr=True, soft_wrap=True)
     try:
         scenarios = _scenarios(args)
