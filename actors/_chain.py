@@ -11,7 +11,7 @@ import logging
 import queue
 import random
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import pykka
@@ -240,20 +240,17 @@ class _Walk:
         """Keep a failed call (``failure``) or a skip (``why``) for the caller and the
         history; ``times`` is (gate_at, start, end)."""
         gate_at, start, end = times
-        outcome: Literal["error", "skipped"] = "skipped" if failure is None else "error"
-        self.attempts.append(
-            Attempt(
-                model=entry.key,
-                provider=entry.provider,
-                profile=profile,
-                outcome=outcome,
-                kind=None if failure is None else failure.kind,
-                status=None if failure is None else failure.status,
-                code=None if failure is None else failure.code,
-                message=why if failure is None else failure.message,
-                duration=end - start,
-            )
+        attempt = Attempt(
+            model=entry.key,
+            provider=entry.provider,
+            profile=profile,
+            outcome="skipped",
+            message=why,
+            duration=end - start,
         )
+        if failure is not None:
+            attempt = attempt.failed(failure)
+        self.attempts.append(attempt)
         if self.history is not None:
             self.history.record(
                 AttemptRecord(
@@ -261,8 +258,8 @@ class _Walk:
                     model=entry.key,
                     provider=entry.provider,
                     profile=profile,
-                    outcome=outcome,
-                    kind=None if failure is None else failure.kind,
+                    outcome=attempt.outcome,
+                    kind=attempt.kind,
                     probe=probe,
                     gate_at=gate_at,
                     start=start,
@@ -340,7 +337,6 @@ class _Walk:
                         key,
                         max_tokens,
                         last=last,
-                        probe=self.probe,
                         gate_at=gate_at,
                     )
                     held = False  # the call's outcome (or the stream) reports to the key
@@ -460,10 +456,10 @@ class _Walk:
         max_tokens: int | None,
         *,
         last: bool,
-        probe: bool,
         gate_at: float,
     ) -> Committed | Failure:
-        """One provider call; ``gate_at`` is when the gates were read (for the history)."""
+        """One provider call, as the current entry's probe holder if the walk is one;
+        ``gate_at`` is when the gates were read (for the history)."""
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         started = self.clock.now()
@@ -518,13 +514,15 @@ class _Walk:
                 attempts=tuple(self.attempts),
                 first=first,
                 stream=stream,
-                probe=probe,
+                probe=self.probe,
                 gate_at=gate_at,
                 started=started,
             )
         if stream is not None:
             _close(stream, self.actor.redact)
-        self._note(entry, profile, failure, probe=probe, times=(gate_at, started, self.clock.now()))
+        self._note(
+            entry, profile, failure, probe=self.probe, times=(gate_at, started, self.clock.now())
+        )
         return failure
 
     # -- the end ---------------------------------------------------------------------------

@@ -110,21 +110,7 @@ class Stream:
     def _interrupt(self, failure: Failure) -> NoReturn:
         failure = attrs.evolve(failure, message=self._redact(failure.message))
         self._finish("error", failure)
-        last = self._attempts[-1]
-        self._attempts = (
-            *self._attempts[:-1],
-            Attempt(
-                model=last.model,
-                provider=last.provider,
-                profile=last.profile,
-                outcome="error",
-                kind=failure.kind,
-                status=failure.status,
-                code=failure.code,
-                message=failure.message,
-                duration=last.duration,
-            ),
-        )
+        self._attempts = (*self._attempts[:-1], self._attempts[-1].failed(failure))
         if self._stopping.is_set():
             raise RuntimeStoppedError("the runtime stopped while the stream was being read")
         raise StreamInterrupted(

@@ -8,11 +8,14 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._errors import ErrorKind, RequestRejected
+
+if TYPE_CHECKING:
+    from ._classify import Failure
 
 #: Largest ``max_tokens`` accepted; anything above is a typo, not a budget.
 MAX_TOKENS_LIMIT = 10_000_000
@@ -208,6 +211,17 @@ class Attempt:
     code: str | None = None
     message: str = ""
     duration: float = 0.0
+
+    def failed(self, failure: Failure) -> Attempt:
+        """This attempt, ended by ``failure``."""
+        return attrs.evolve(
+            self,
+            outcome="error",
+            kind=failure.kind,
+            status=failure.status,
+            code=failure.code,
+            message=failure.message,
+        )
 
 
 @attrs.frozen
