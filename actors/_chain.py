@@ -284,9 +284,11 @@ class _Walk:
                 self._skip(entry, None, f"model {reason}")
                 return None
             self.probe = permit.probe
+        # The model failed before and its wait is over: this walk is its one probe.
+        recovering = self.probe
         verdict: Failure | None = None
         try:
-            committed = self._profiles(entry, last=last)
+            committed = self._profiles(entry, last=last, recovering=recovering)
             if committed is not None:
                 self.probe = False  # the stream reports the probe's outcome when it ends
             return committed
@@ -299,7 +301,7 @@ class _Walk:
             elif self.probe:
                 self._tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
 
-    def _profiles(self, entry: ChainEntry, *, last: bool) -> Committed | None:
+    def _profiles(self, entry: ChainEntry, *, last: bool, recovering: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         key_failure: Failure | None = None
@@ -353,11 +355,19 @@ class _Walk:
                         kind is ErrorKind.TRANSIENT and failure.timeout
                     ):
                         raise _NextModel(failure)
+                    if kind is ErrorKind.TRANSIENT and recovering and not last:
+                        # The probe found it still failing: with somewhere else to go,
+                        # retrying in place a model known to fail is time thrown away.
+                        raise _NextModel(failure)
                     if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
                         tries += 1
                         if tries < self.config.retry.attempts:
                             if kind is ErrorKind.TRANSIENT and not self.probe:
                                 self._suspect(entry, failure)
+                                if not self.probe and not last:
+                                    # Another request holds the model's probe and will
+                                    # find out; waiting to retry could only be skipped.
+                                    raise _NextModel()
                             self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
                             continue
                         raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)

@@ -22,7 +22,7 @@ from ._scenario import Scenario
 #: Threads sending requests; also the chain workers of switchover.
 CLIENT_THREADS = 64
 #: Wall seconds to wait for a stopped system's request threads to end.
-JOIN_TIMEOUT = 10.0
+JOIN_TIMEOUT = 2.0
 
 
 @attrs.frozen

@@ -116,7 +116,7 @@ class Switchover:
         while not self._stop.wait(SAMPLE_EVERY):
             try:
                 health = self._rt.health()
-                snapshot = self._rt.inspect()
+                snapshot = self._rt.inspect(ask=False)
             except SwitchoverError:
                 return
             keys = {}

@@ -402,16 +402,21 @@ class Runtime:
                 f"actor {name} failed ({type(error).__name__}); it is being restarted"
             ) from None
 
-    def inspect(self) -> RuntimeSnapshot:
+    def inspect(self, *, ask: bool = True) -> RuntimeSnapshot:
         """A snapshot of every actor, within about INSPECT_BUDGET seconds.
 
         Every actor is asked at once; an actor that does not answer within the budget (a
         deep mailbox, a handler still running) is shown from the state it last published,
-        marked ``stale`` with that state's ``age``.
+        marked ``stale`` with that state's ``age``. ``ask=False`` sends no message at all
+        and shows every actor as it last published (all ``stale``): for a monitor that
+        polls often and must not queue work in front of requests.
         """
         supervisor = self._running()
         members = dict(supervisor.directory.members)
-        futures = {name: self._ask_inspect(name, member.ref) for name, member in members.items()}
+        futures = {
+            name: self._ask_inspect(name, member.ref) if ask else None
+            for name, member in members.items()
+        }
         budget_end = REAL_TIME.now() + INSPECT_BUDGET
         snapshots: list[ActorSnapshot] = []
         for name, member in members.items():

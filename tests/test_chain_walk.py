@@ -1028,3 +1028,66 @@ def test_a_model_whose_in_place_retries_all_fail_cools_down_once(
     # counting one failure for the whole in-place sequence.
     assert row.state is HealthState.COOLING
     assert row.consecutive_failures == 1
+
+
+def test_a_failed_probe_goes_on_to_the_next_model_without_retrying_in_place(
+    start: StartRuntime, scripted: ScriptedProvider, clock: FakeClock
+) -> None:
+    scripted.script("gpt-4o", Fail(500, b.OPENAI_SERVER_ERROR))
+    rt = start()
+    assert rt.complete(req(GPT, HAIKU)).served_by.model == HAIKU
+    assert len(scripted.calls_to("gpt-4o")) == 3  # a healthy model: retried in place
+    later(rt, clock, 12.0)
+    # Its cooldown is over; the probe finds it still failing: one call, then the fallback.
+    done = rt.complete(req(GPT, HAIKU))
+    assert outcomes(done.attempts) == [
+        (GPT, "main", "error", K.TRANSIENT),
+        (HAIKU, "default", "ok", None),
+    ]
+    row = health(rt, GPT)
+    assert (row.state, row.consecutive_failures) == (HealthState.COOLING, 2)
+    later(rt, clock, 25.0)
+    # With nothing after it, the probe still retries in place: it is the request's only hope.
+    with pytest.raises(ChainExhausted):
+        rt.complete(req(GPT))
+    assert len(scripted.calls_to("gpt-4o")) == 3 + 1 + 3
+
+
+def test_a_transient_failure_while_another_request_holds_the_probe_moves_on_at_once(
+    start: StartRuntime, scripted: ScriptedProvider
+) -> None:
+    rt = start()
+    second_in = threading.Event()
+    retry_in = threading.Event()
+    second_done = threading.Event()
+    other: queue.Queue[Any] = queue.Queue()
+    gpt_calls = itertools.count()
+
+    def second() -> None:
+        other.put(rt.complete(req(GPT, HAIKU)))
+        second_done.set()
+
+    def rule(call: ProviderCall) -> Any:
+        if call.model != "gpt-4o":
+            return Reply("fallback")
+        number = next(gpt_calls)
+        if number == 0:  # the first request's call: let a second request call too, then fail
+            threading.Thread(target=second).start()
+            assert second_in.wait(30)
+            return Fail(500, b.OPENAI_SERVER_ERROR)
+        if number == 1:  # the second request's call: it fails once the first one retries
+            second_in.set()
+            assert retry_in.wait(30)
+            return Fail(500, b.OPENAI_SERVER_ERROR)
+        retry_in.set()  # the first request's retry, holding the model's probe throughout
+        assert second_done.wait(30)
+        return Reply("retried")
+
+    scripted.rule(rule)
+    assert rt.complete(req(GPT, HAIKU)).text == "retried"
+    # The second request neither slept nor retried: the probe holder is finding out.
+    assert outcomes(other.get(timeout=30).attempts) == [
+        (GPT, "main", "error", K.TRANSIENT),
+        (HAIKU, "default", "ok", None),
+    ]
+    assert len(scripted.calls_to("gpt-4o")) == 3

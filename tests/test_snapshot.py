@@ -136,6 +136,27 @@ def test_inspect_answers_in_time_when_actors_are_stuck_in_a_handler(
     assert stale == {"profile:openai/main", "health", "supervisor"}
 
 
+def test_inspect_without_asking_sends_no_message(
+    runtime: Runtime, clock: FakeClock, hold: Callable[[str], None]
+) -> None:
+    runtime.reset_profile("openai", "main")
+    clock.advance(3.0)
+    hold("health")
+
+    for _ in range(5):
+        snapshot = runtime.inspect(ask=False)
+
+    assert {a.name for a in snapshot.actors} == ALL_ACTORS
+    assert all(a.stale for a in snapshot.actors)
+    main = snapshot.actor("profile:openai/main")
+    assert main.state["profile"] == "main"
+    assert main.age == pytest.approx(3.0)
+    # An asking inspect would have left an Inspect queued behind the held handler.
+    assert snapshot.actor("health").mailbox_depth == 0
+    runtime.inspect()
+    assert runtime.inspect(ask=False).actor("health").mailbox_depth == 1
+
+
 def test_inspect_answers_in_time_with_ten_thousand_queued_messages(runtime: Runtime) -> None:
     name = "profile:claude/default"
     release, passed = threading.Event(), threading.Event()
