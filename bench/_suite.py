@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
@@ -122,6 +126,57 @@ def run_system(
     )
 
 
+#: Systems run in a process of their own, on a fleet of their own, alongside the others,
+#: each with the module it needs: LiteLLM's runs are four times slower (see
+#: ``LiteLLM.slowdown``) and would alone take most of the suite's two minutes. Its process
+#: costs the others about a sixth of a core.
+APART = {"litellm": "litellm"}
+#: Wall seconds to wait for the process running the APART systems to send a run.
+APART_TIMEOUT = 120.0
+
+
+def _run_apart(
+    conn: Connection, scenarios: Sequence[Scenario], systems: Sequence[str], drain: float | None
+) -> None:
+    """In a child process: run ``systems`` on every scenario; send each Run as it ends."""
+    with Fleet() as fleet:
+        for scenario in scenarios:
+            for name in systems:
+                conn.send(run_system(fleet, scenario, name, drain=drain))
+    conn.close()
+
+
+@contextlib.contextmanager
+def _apart(
+    scenarios: Sequence[Scenario], systems: Sequence[str], drain: float | None
+) -> Iterator[Callable[[], Run]]:
+    """Start ``systems`` on their own process; yield a function returning their next Run."""
+    context = multiprocessing.get_context("spawn")
+    conn, child = context.Pipe(duplex=False)
+    # Not a daemon: it starts a fleet process of its own.
+    process = context.Process(
+        target=_run_apart, args=(child, scenarios, systems, drain), name="chaos-apart"
+    )
+    process.start()
+    child.close()
+
+    def receive() -> Run:
+        deadline = time.monotonic() + APART_TIMEOUT
+        while not conn.poll(0.5):
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the process running {', '.join(systems)} stopped answering")
+        run: Run = conn.recv()
+        return run
+
+    try:
+        yield receive
+    finally:
+        conn.close()
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+
+
 def run_suite(
     scenarios: Sequence[Scenario],
     systems: Sequence[str] = SYSTEMS,
@@ -131,16 +186,32 @@ def run_suite(
     on_result: Callable[[ScenarioResult], None] | None = None,
     drain: float | None = None,
 ) -> list[ScenarioResult]:
-    """Every scenario against every system; callbacks report progress."""
+    """Every scenario against every system; callbacks report progress. An installed APART
+    system runs at the same time as the others, in its own process on its own fleet."""
+    apart = [
+        name
+        for name in systems
+        if name in APART and importlib.util.find_spec(APART[name]) is not None
+    ]
     results = []
-    with Fleet() as fleet:
+    separate = _apart(scenarios, apart, drain) if apart else contextlib.nullcontext()
+    with Fleet() as fleet, separate as receive:
         for scenario in scenarios:
-            runs = []
+            runs: dict[str, Run] = {}
             for name in systems:
+                if name in apart:
+                    continue
                 if on_run is not None:
                     on_run(scenario, name)
-                runs.append(run_system(fleet, scenario, name, on_request=on_request, drain=drain))
-            result = ScenarioResult(scenario=scenario, runs=tuple(runs))
+                runs[name] = run_system(fleet, scenario, name, on_request=on_request, drain=drain)
+            for name in apart:
+                if on_run is not None:
+                    on_run(scenario, name)
+                assert receive is not None
+                runs[name] = receive()
+                if on_request is not None:
+                    on_request(len(runs[name].records))
+            result = ScenarioResult(scenario=scenario, runs=tuple(runs[n] for n in systems))
             if on_result is not None:
                 on_result(result)
             results.append(result)
