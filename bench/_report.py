@@ -35,7 +35,8 @@ def targets(result: ScenarioResult) -> dict[str, bool | None]:
             out["success"] = mine.success >= best.success - SUCCESS_POINTS
         if mine.p99 is not None and best.p99 is not None:
             out["p99"] = mine.p99 <= P99_FACTOR * best.p99
-    if theirs is not None and result.scenario.seed_defect:
+    if theirs is not None and result.scenario.seed_defect and (mine.wasted or theirs.wasted):
+        # Where neither wasted a call there is nothing to be better at.
         out["vs_seed"] = mine.wasted < theirs.wasted
     return out
 
@@ -56,7 +57,8 @@ def table(results: Sequence[ScenarioResult]) -> Table:
             "times in story seconds · wasted = calls to known-failing targets beyond single "
             "probes · detect/recover = mean per fault episode · targets (switchover): "
             "success within 0.5 pt of oracle | no wasted call | p99 ≤ 1.3x oracle | "
-            "fewer wasted calls than seed (· = not applicable)"
+            "fewer wasted calls than seed (· = not applicable: the oracle below 100 %, or no "
+            "seed defect, or neither wasted a call)"
         ),
         show_lines=False,
         header_style="bold",

@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 import bench._suite
 from bench._report import report_dict, table, targets, write_json
 from bench._scenario import parse_scenario
-from bench._suite import run_suite
+from bench._suite import Run, run_suite
 from runtime._cli import main
 
 # A revoked primary key: switchover must rotate to the backup key at once, the seed
@@ -75,6 +76,24 @@ def test_switchover_rotates_keys_and_the_seed_resends_the_revoked_one(results: l
     assert mine.samples  # switchover's health was sampled while it ran
     assert any(s.keys.get("openai@main") == "cooling" for s in mine.samples)
     assert set(targets(result)) == {"success", "wasted", "p99", "vs_seed"}
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "mark"), [(0, 3, True), (3, 3, False), (2, 0, False), (0, 0, None)]
+)
+def test_fewer_wasted_calls_than_the_seed_applies_where_either_wasted_one(
+    results: list, mine: int, theirs: int, mark: bool | None
+) -> None:
+    (result,) = results
+
+    def wasting(run: Run, wasted: int) -> Run:
+        assert run.metrics is not None
+        return attrs.evolve(run, metrics=attrs.evolve(run.metrics, wasted=wasted))
+
+    runs = tuple(
+        wasting(run, {"switchover": mine, "seed": theirs}.get(run.system, 0)) for run in result.runs
+    )
+    assert targets(attrs.evolve(result, runs=runs))["vs_seed"] is mark
 
 
 def test_report_and_plots(results: list, tmp_path: Path) -> None:
