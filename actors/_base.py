@@ -24,11 +24,10 @@ from typing import Any, ClassVar
 import attrs
 import pykka
 
-from runtime._clock import Clock, SystemClock
-from runtime._redact import Redactor, scrub
-from runtime._snapshot import ActorSnapshot, Handled
-from runtime.history import History
-
+from .._core._clock import Clock, SystemClock
+from .._core._observe import Observer
+from .._core._redact import Redactor, scrub
+from .._core._snapshot import ActorSnapshot, Handled
 from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
 
 log = logging.getLogger("switchover.actors")
@@ -208,7 +207,8 @@ class Context:
     clock: Clock
     on_crash: Callable[[ActorCrashed], None]
     redact: Redactor
-    history: History | None = None
+    #: Told of every state change; None when nobody watches (the hot path pays one test).
+    observer: Observer | None = None
 
 
 class SwitchoverActor(pykka.ThreadingActor):
@@ -221,7 +221,7 @@ class SwitchoverActor(pykka.ThreadingActor):
         self.cell = cell
         self.clock = context.clock
         self.redact = context.redact
-        self.history = context.history
+        self.observer = context.observer
         self._on_crash = context.on_crash
 
     def on_start(self) -> None:

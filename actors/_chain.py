@@ -16,22 +16,15 @@ from typing import Any
 import attrs
 import pykka
 
-from runtime._chain import ChainEntry
-from runtime._classify import Failure
-from runtime._config import Config
-from runtime._errors import (
-    ChainExhausted,
-    DeadlineExceeded,
-    ErrorKind,
-    RequestRejected,
-    RuntimeStoppedError,
-)
-from runtime._policy import KEY_KINDS, key_gate, model_gate, retry_delay
-from runtime._providers import EventStream, Provider, ProviderCall, ProviderFailure
-from runtime._redact import Redactor, redacted_traceback
-from runtime._types import Attempt, Event, HealthState, ServedBy
-from runtime.history import AttemptRecord
-
+from .._core._classify import Failure
+from .._core._config import ChainEntry, Config
+from .._core._errors import ChainExhausted, DeadlineExceeded, RequestRejected, RuntimeStoppedError
+from .._core._observe import AttemptRecord
+from .._core._policy import KEY_KINDS, key_gate, model_gate, retry_delay
+from .._core._redact import Redactor, redacted_traceback
+from .._core._types import Attempt, Event, ServedBy
+from .._core._vocab import ErrorKind, HealthState
+from ..providers._seam import EventStream, Provider, ProviderCall, ProviderFailure
 from ._base import Cell, Context, SwitchoverActor
 from ._directory import HEALTH, Directory, profile_name
 from .messages import (
@@ -164,7 +157,7 @@ class _Walk:
         self.clock = actor.clock
         self.config = actor._config
         self.directory = actor._directory
-        self.history = actor.history
+        self.observer = actor.observer
         self.attempts: list[Attempt] = []
         self.told: set[str] = set()
         self.probe = False  # this walk holds the current entry's single model probe
@@ -251,8 +244,8 @@ class _Walk:
         if failure is not None:
             attempt = attempt.failed(failure)
         self.attempts.append(attempt)
-        if self.history is not None:
-            self.history.record(
+        if self.observer is not None:
+            self.observer.attempt_ended(
                 AttemptRecord(
                     request_id=self.run_msg.request_id,
                     model=entry.key,

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from runtime._config import CooldownConfig
-from runtime._policy import (
+from .._core._config import CooldownConfig
+from .._core._observe import ModelChange
+from .._core._policy import (
     HEALTHY,
     MODEL_KINDS,
     ModelRow,
@@ -19,9 +20,7 @@ from runtime._policy import (
     model_suspect,
     model_view,
 )
-from runtime._snapshot import _plain
-from runtime.history import ModelChange
-
+from .._core._snapshot import _plain
 from ._base import Cell, Context, SwitchoverActor
 from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel, SuspectModel
 
@@ -49,8 +48,8 @@ class HealthActor(SwitchoverActor):
             return
         self.table[model] = row
         self.publish(MappingProxyType(dict(self.table)))
-        if self.history is not None and (row.state, row.until) != (old.state, old.until):
-            self.history.record(
+        if self.observer is not None and (row.state, row.until) != (old.state, old.until):
+            self.observer.model_changed(
                 ModelChange(
                     model=model,
                     state=row.state,

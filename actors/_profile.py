@@ -6,8 +6,9 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runtime._config import CooldownConfig
-from runtime._policy import (
+from .._core._config import CooldownConfig
+from .._core._observe import KeyChange
+from .._core._policy import (
     KeyState,
     key_failure,
     key_gate,
@@ -17,9 +18,7 @@ from runtime._policy import (
     key_reset,
     key_success,
 )
-from runtime._redact import fingerprint
-from runtime.history import KeyChange
-
+from .._core._redact import fingerprint
 from ._base import Cell, Context, SwitchoverActor
 from .messages import AcquireKey, KeyOutcome, KeyPermit, ResetKey
 
@@ -55,8 +54,8 @@ class ProfileActor(SwitchoverActor):
     def _set(self, state: KeyState, now: float) -> None:
         old, self.state = self.state, state
         self.publish(state)
-        if self.history is not None and state.cooldown_until != old.cooldown_until:
-            self.history.record(
+        if self.observer is not None and state.cooldown_until != old.cooldown_until:
+            self.observer.key_changed(
                 KeyChange(
                     provider=self.provider,
                     profile=self.profile,

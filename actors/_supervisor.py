@@ -12,13 +12,12 @@ from typing import Any
 
 import pykka
 
-from runtime._clock import Clock
-from runtime._config import Config
-from runtime._policy import KeyState
-from runtime._providers import Provider
-from runtime._redact import Redactor
-from runtime.history import History
-
+from .._core._clock import Clock
+from .._core._config import Config
+from .._core._observe import Observer
+from .._core._policy import KeyState
+from .._core._redact import Redactor
+from ..providers._seam import Provider
 from ._base import REAL_TIME, Cell, Context, SwitchoverActor, redeliver, settle
 from ._chain import IDLE, ChainActor, chain_view
 from ._directory import HEALTH, SUPERVISOR, Directory, Member, chain_name, profile_name
@@ -77,7 +76,7 @@ class Supervisor:
         *,
         clock: Clock,
         rng: random.Random,
-        history: History | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.config = config
         self.directory = Directory()
@@ -91,7 +90,7 @@ class Supervisor:
         #: Removes the configured keys from snapshots and operator-facing text.
         self.redact = Redactor(config.secrets())
         context = Context(
-            clock=clock, on_crash=self._report_crash, redact=self.redact, history=history
+            clock=clock, on_crash=self._report_crash, redact=self.redact, observer=observer
         )
         lease = config.request_timeout
         for provider in config.providers:

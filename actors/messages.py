@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 import attrs
 
-from runtime._chain import ChainEntry
-from runtime._classify import Failure
-from runtime._types import Attempt, Event, Request, ServedBy
+from .._core._classify import Failure
+from .._core._config import ChainEntry
+from .._core._types import Attempt, Event, Request, ServedBy
 
 Verdict = Literal["ok", "error", "released"]
 

@@ -24,8 +24,16 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
-
-from runtime.testing import Cut, Fail, FakeServer, Hang, Refuse, Reply, ServerRequest, StreamError
+from switchover.testing import (
+    Cut,
+    Fail,
+    FakeServer,
+    Hang,
+    Refuse,
+    Reply,
+    ServerRequest,
+    StreamError,
+)
 
 from ._scenario import Fault, FleetProvider, Scenario
 

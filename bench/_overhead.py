@@ -24,8 +24,7 @@ import attrs
 import httpx
 from rich.console import Console
 from rich.table import Table
-
-from runtime import Request, Runtime
+from switchover import Request, Runtime
 
 from ._client import stream_text
 from ._fleet import Fleet, key_for

@@ -12,8 +12,7 @@ from typing import Any
 
 import attrs
 import httpx
-
-from runtime import (
+from switchover import (
     ChainExhausted,
     Config,
     CooldownConfig,

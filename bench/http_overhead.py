@@ -32,8 +32,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime import Config, ProviderConfig, Request, Runtime, TextDelta
-from runtime.testing import FakeServer, Reply
+from switchover import Config, ProviderConfig, Request, Runtime, TextDelta
+from switchover.testing import FakeServer, Reply
 
 KEY = "sk-bench-0123456789"
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime import Config, ProviderCall, ProviderConfig, Request, Runtime, SystemClock
-from runtime.testing import Reply, ScriptedProvider
+from switchover import Config, ProviderCall, ProviderConfig, Request, Runtime, SystemClock
+from switchover.testing import Reply, ScriptedProvider
 
 KEY = "sk-bench-0123456789abcdef"
 MESSAGES = ({"role": "user", "content": "hi"},)

@@ -30,9 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-
-from runtime import Request, Runtime, SwitchoverError
-from runtime.testing import (
+from switchover import Request, Runtime, SwitchoverError
+from switchover.testing import (
     FLEET_MODELS,
     FakeServer,
     ScriptedProvider,

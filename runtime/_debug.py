@@ -29,9 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._errors import ConfigError, RuntimeStoppedError, SwitchoverError
-from ._redact import Redactor, scrub
-from ._types import ModelHealth
+from ._core._errors import ConfigError, RuntimeStoppedError, SwitchoverError
+from ._core._redact import Redactor, scrub
+from ._core._types import ModelHealth
 
 if TYPE_CHECKING:
     from ._runtime import Runtime

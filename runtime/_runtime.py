@@ -9,17 +9,33 @@ import os
 import queue
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
 import attrs
 import pykka
 
-from actors import Supervisor
-from actors._base import REAL_TIME, ask, snapshot_of
-from actors._directory import HEALTH, profile_name
-from actors.messages import (
+from ._core._clock import Clock, SystemClock, default_rng
+from ._core._config import Config, build_chain, resolve_model
+from ._core._errors import (
+    ChainExhausted,
+    DeadlineExceeded,
+    RequestRejected,
+    RuntimeStoppedError,
+    SwitchoverError,
+)
+from ._core._observe import Observer, Observers, RequestClosed, RequestOpened, Terminal
+from ._core._policy import HEALTHY, model_view
+from ._core._redact import Redactor
+from ._core._snapshot import ActorSnapshot, RuntimeSnapshot
+from ._core._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
+from ._debug import DebugServer
+from ._stream import Stream
+from .actors import Supervisor
+from .actors._base import REAL_TIME, ask, snapshot_of
+from .actors._directory import HEALTH, profile_name
+from .actors.messages import (
     Committed,
     Failed,
     InjectCrash,
@@ -29,26 +45,8 @@ from actors.messages import (
     ResetModel,
     RunRequest,
 )
-
-from ._chain import build_chain, resolve_model
-from ._clock import Clock, SystemClock, default_rng
-from ._config import Config
-from ._debug import DebugServer
-from ._errors import (
-    ChainExhausted,
-    DeadlineExceeded,
-    RequestRejected,
-    RuntimeStoppedError,
-    SwitchoverError,
-)
-from ._http import http_provider
-from ._policy import HEALTHY, model_view
-from ._providers import Provider
-from ._redact import Redactor
-from ._snapshot import ActorSnapshot, RuntimeSnapshot
-from ._stream import Stream
-from ._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
-from .history import History, RequestClosed, RequestOpened, Terminal
+from .providers._http import http_provider
+from .providers._seam import Provider
 
 log = logging.getLogger("switchover")
 
@@ -87,8 +85,8 @@ class Runtime:
             pass :class:`runtime.testing.ScriptedProvider`).
         clock: the time source (default: ``time.monotonic`` read at call time).
         rng: the randomness for jitter (default: seeded from the OS).
-        history: a :class:`runtime.history.History` that records every request, call
-            and state change, for :func:`runtime.history.check` (default: none).
+        observers: :class:`switchover.Observer` instances told of every request, call and
+            state change (the history checker, metrics and log lines are observers).
     """
 
     def __init__(
@@ -98,7 +96,7 @@ class Runtime:
         providers: Mapping[str, Provider] | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        history: History | None = None,
+        observers: Iterable[Observer] = (),
     ) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
@@ -112,7 +110,9 @@ class Runtime:
         self._lifecycle = threading.Lock()  # start/stop only; never taken on a request path
         self._ids = itertools.count(1)
         self._pid = os.getpid()
-        self._history = history
+        watching = Observers(observers)
+        #: None when nobody watches: every site then pays one ``is None`` test.
+        self._observer: Observer | None = watching if watching else None
         self._debug_servers: list[DebugServer] = []
         # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
         # stuck actor's mailbox from filling with our own inspects. Plain dict operations
@@ -148,7 +148,7 @@ class Runtime:
                 self._providers,
                 clock=self._clock,
                 rng=self._rng,
-                history=self._history,
+                observer=self._observer,
             )
             supervisor.start()
             self._supervisor = supervisor
@@ -235,7 +235,7 @@ class Runtime:
             self._stopping,
             supervisor.redact,
             clock=self._clock,
-            history=self._history,
+            observer=self._observer,
         )
 
     def _dispatch(
@@ -292,8 +292,8 @@ class Runtime:
             # A crashed worker's stale ref: its replacement is in the queue on its own.
 
     def _opened(self, message: RunRequest, retry_of: int | None) -> None:
-        if self._history is not None:
-            self._history.record(
+        if self._observer is not None:
+            self._observer.request_opened(
                 RequestOpened(
                     request_id=message.request_id,
                     chain=tuple(entry.key for entry in message.chain),
@@ -304,8 +304,8 @@ class Runtime:
             )
 
     def _closed(self, request_id: int, outcome: Terminal) -> None:
-        if self._history is not None:
-            self._history.record(RequestClosed(request_id, outcome, self._clock.now()))
+        if self._observer is not None:
+            self._observer.request_closed(RequestClosed(request_id, outcome, self._clock.now()))
 
     def complete(self, request: Request) -> Completion:
         """Stream the request to its end and return the whole answer."""

@@ -10,18 +10,18 @@ from typing import NoReturn
 
 import attrs
 
-from actors import Directory
-from actors._directory import HEALTH, profile_name
-from actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
-
-from ._classify import Failure
-from ._clock import Clock
-from ._errors import ErrorKind, RuntimeStoppedError, StreamInterrupted
-from ._policy import HEALTHY
-from ._providers import ProviderFailure
-from ._redact import Redactor, redacted_traceback
-from ._types import Attempt, Done, Event, ServedBy, TextDelta
-from .history import AttemptRecord, History, RequestClosed, Terminal
+from ._core._classify import Failure
+from ._core._clock import Clock
+from ._core._errors import RuntimeStoppedError, StreamInterrupted
+from ._core._observe import AttemptRecord, Observer, RequestClosed, Terminal
+from ._core._policy import HEALTHY
+from ._core._redact import Redactor, redacted_traceback
+from ._core._types import Attempt, Done, Event, ServedBy, TextDelta
+from ._core._vocab import ErrorKind
+from .actors import Directory
+from .actors._directory import HEALTH, profile_name
+from .actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
+from .providers._seam import ProviderFailure
 
 log = logging.getLogger("switchover")
 
@@ -47,14 +47,14 @@ class Stream:
         redact: Redactor,
         *,
         clock: Clock,
-        history: History | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._committed = committed
         self._redact = redact
         self._directory = directory
         self._stopping = stopping
         self._clock = clock
-        self._history = history
+        self._observer = observer
         self._pending: Event | None = committed.first
         self._source: Iterator[Event] = committed.stream
         self._attempts = committed.attempts
@@ -137,14 +137,13 @@ class Stream:
             )
         elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
             self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
-        if self._history is not None:
-            self._record(verdict, failure)
+        if self._observer is not None:
+            self._record(self._observer, verdict, failure)
 
-    def _record(self, verdict: Verdict, failure: Failure | None) -> None:
-        assert self._history is not None
+    def _record(self, observer: Observer, verdict: Verdict, failure: Failure | None) -> None:
         committed = self._committed
         ended = self._clock.now()
-        self._history.record(
+        observer.attempt_ended(
             AttemptRecord(
                 request_id=committed.request_id,
                 model=committed.entry.key,
@@ -161,7 +160,7 @@ class Stream:
         terminal: Terminal = "served" if verdict == "ok" else "released"
         if verdict == "error":
             terminal = "stopped" if self._stopping.is_set() else "interrupted"
-        self._history.record(RequestClosed(committed.request_id, terminal, ended))
+        observer.request_closed(RequestClosed(committed.request_id, terminal, ended))
 
     def _source_close(self) -> None:
         close = getattr(self._source, "close", None)

@@ -12,9 +12,8 @@ import freezegun
 import pykka
 import pytest
 import support
-
-from runtime import Config, ProviderCall, ProviderConfig, Runtime
-from runtime.testing import FakeClock, ScriptedProvider
+from switchover import Config, ProviderCall, ProviderConfig, Runtime
+from switchover.testing import FakeClock, ScriptedProvider
 
 # freezegun would also freeze the timeouts of pykka's futures (and so hang live actors):
 # frozen time is only ever meant for switchover's own wall-clock logic.

@@ -1,6 +1,6 @@
 """Configs and helpers shared by the reliability tests (supervision, history, lifecycle).
 
-The mixed-fault fleet itself lives in :mod:`runtime.testing` (the soak script uses it too)."""
+The mixed-fault fleet itself lives in :mod:`switchover.testing` (the soak script uses it too)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
-
-from actors import Supervisor
-from actors.messages import Inspect
-from runtime import (
+from switchover import (
     ActorSnapshot,
     Config,
     ProviderConfig,
@@ -24,8 +21,10 @@ from runtime import (
     RuntimeStoppedError,
     TextDelta,
 )
-from runtime._clock import SystemClock
-from runtime.testing import Hang, Reply
+from switchover._core._clock import SystemClock
+from switchover.actors import Supervisor
+from switchover.actors.messages import Inspect
+from switchover.testing import Hang, Reply
 
 
 def small_config(*, workers: int = 4, timeout: float = 30.0, profiles: int = 2) -> Config:

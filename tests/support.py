@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from runtime import Config, CooldownConfig, ProviderConfig, RetryConfig, Runtime
+from switchover import Config, CooldownConfig, ProviderConfig, RetryConfig, Runtime
 
 #: Realistic keys. PLAIN_KEY has no ``sk-`` shape: only the runtime's knowledge of the
 #: configured keys can keep it out of messages.

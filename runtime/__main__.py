@@ -1,0 +1,7 @@
+"""``python -m switchover``: the ``switchover`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

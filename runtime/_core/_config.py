@@ -1,0 +1,383 @@
+"""Configuration: validated frozen values, built in code or loaded from TOML."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from ._errors import ConfigError, RequestRejected
+from ._redact import Redactor, fingerprint
+from ._types import Request
+from ._vocab import ErrorKind
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+Api = Literal["openai", "anthropic"]
+APIS: tuple[str, ...] = ("openai", "anthropic")
+HEALTH_KINDS = ("rate_limit", "transient", "auth", "balance", "model_missing")
+
+
+def _positive(field: str, value: object, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(field, f"must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(
+            field,
+            f"must be a {'non-negative' if allow_zero else 'positive'} "
+            f"finite number, got {value!r}",
+        )
+
+
+def _number_field(*, allow_zero: bool = False) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        _positive(
+            f"{type(instance).__name__.removesuffix('Config').lower() or 'config'}."
+            f"{attribute.name}",
+            value,
+            allow_zero=allow_zero,
+        )
+
+    return check
+
+
+@attrs.frozen
+class RetryConfig:
+    """In-place retries of a transient or unknown error on the same key.
+
+    ``attempts`` counts every try; between tries the chain sleeps full-jitter
+    ``uniform(0, min(max_delay, min_delay * 2**i))``.
+    """
+
+    attempts: int = 3
+    min_delay: float = attrs.field(default=0.5, validator=_number_field(allow_zero=True))
+    max_delay: float = attrs.field(default=8.0, validator=_number_field(allow_zero=True))
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ConfigError(
+                "retry.attempts", f"must be an int, not {type(self.attempts).__name__}"
+            )
+        if not 1 <= self.attempts <= 20:
+            raise ConfigError("retry.attempts", f"must be 1..20, got {self.attempts}")
+        if self.max_delay < self.min_delay:
+            raise ConfigError("retry.max_delay", "must not be below retry.min_delay")
+
+
+def _default_model_base() -> Mapping[str, float]:
+    return {
+        "rate_limit": 30.0,
+        "transient": 10.0,
+        "auth": 60.0,
+        "balance": 60.0,
+        "model_missing": 60.0,
+    }
+
+
+def _model_base(value: object) -> Mapping[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("cooldown.model_base", f"must be a table, not {type(value).__name__}")
+    merged = dict(_default_model_base())
+    for kind, seconds in value.items():
+        if kind not in HEALTH_KINDS:
+            raise ConfigError(
+                f"cooldown.model_base.{kind}",
+                f"unknown kind; expected one of {', '.join(HEALTH_KINDS)}",
+            )
+        _positive(f"cooldown.model_base.{kind}", seconds)
+        merged[kind] = float(seconds)
+    return merged
+
+
+@attrs.frozen
+class CooldownConfig:
+    """Key and model cooldown tuning (seconds). Operators tune them; tests shrink them."""
+
+    profile_min: float = attrs.field(default=5.0, validator=_number_field())
+    profile_max: float = attrs.field(default=300.0, validator=_number_field())
+    model_base: Mapping[str, float] = attrs.field(
+        factory=_default_model_base, converter=_model_base
+    )
+    model_max: float = attrs.field(default=3600.0, validator=_number_field())
+    disable_after: int = 3
+    disabled_probe_interval: float = attrs.field(default=3600.0, validator=_number_field())
+
+    def __attrs_post_init__(self) -> None:
+        if self.profile_max < self.profile_min:
+            raise ConfigError("cooldown.profile_max", "must not be below cooldown.profile_min")
+        if (
+            isinstance(self.disable_after, bool)
+            or not isinstance(self.disable_after, int)
+            or (self.disable_after < 1)
+        ):
+            raise ConfigError("cooldown.disable_after", "must be a positive int")
+
+
+def _profiles(value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("profiles", f"must be a table of name = key, not {type(value).__name__}")
+    return dict(value)
+
+
+@attrs.frozen(repr=False)
+class ProviderConfig:
+    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts."""
+
+    name: str
+    api: Api
+    base_url: str
+    profiles: Mapping[str, str] = attrs.field(converter=_profiles)
+    connect_timeout: float = attrs.field(default=5.0, validator=_number_field())
+    first_token_timeout: float = attrs.field(default=60.0, validator=_number_field())
+    idle_timeout: float = attrs.field(default=60.0, validator=_number_field())
+
+    def __attrs_post_init__(self) -> None:
+        where = f"providers[{self.name!r}]"
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ConfigError(
+                "providers.name", f"{self.name!r} must be letters, digits, '_', '.', '-'"
+            )
+        if self.api not in APIS:
+            raise ConfigError(f"{where}.api", f"must be one of {', '.join(APIS)}, got {self.api!r}")
+        if not isinstance(self.base_url, str) or not self.base_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(f"{where}.base_url", "must be an http:// or https:// URL")
+        if not self.profiles:
+            raise ConfigError(f"{where}.profiles", "needs at least one key profile")
+        for profile, key in self.profiles.items():
+            if not isinstance(profile, str) or not _NAME.match(profile):
+                raise ConfigError(f"{where}.profiles", f"bad profile name {profile!r}")
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigError(
+                    f"{where}.profiles.{profile}", "the key must be a non-empty string"
+                )
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
+        return (
+            f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
+            f"base_url={self.base_url!r}, profiles={{{keys}}})"
+        )
+
+
+def _providers(value: object) -> tuple[ProviderConfig, ...]:
+    if isinstance(value, Mapping) or not isinstance(value, (list, tuple)):
+        raise ConfigError("providers", "must be a list of ProviderConfig")
+    for item in value:
+        if not isinstance(item, ProviderConfig):
+            raise ConfigError(
+                "providers", f"entries must be ProviderConfig, not {type(item).__name__}"
+            )
+    return tuple(value)
+
+
+def _fallbacks(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("fallbacks", "must be a list of model strings")
+    return tuple(value)
+
+
+def _aliases(value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError("aliases", 'must be a table of alias = "provider/model"')
+    return dict(value)
+
+
+@attrs.frozen
+class Config:
+    """Everything a :class:`Runtime` needs.
+
+    Example:
+        >>> Config(providers=[ProviderConfig(name="openai", api="openai",
+        ...        base_url="https://api.openai.com/v1", profiles={"main": "sk-..."})])
+    """
+
+    providers: tuple[ProviderConfig, ...] = attrs.field(converter=_providers)
+    fallbacks: tuple[str, ...] = attrs.field(default=(), converter=_fallbacks)
+    aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_aliases)
+    retry: RetryConfig = attrs.field(factory=RetryConfig)
+    cooldown: CooldownConfig = attrs.field(factory=CooldownConfig)
+    chain_workers: int = 16
+    request_timeout: float = attrs.field(default=120.0, validator=_number_field())
+
+    def __attrs_post_init__(self) -> None:
+        if not self.providers:
+            raise ConfigError("providers", "configure at least one provider")
+        names = [p.name for p in self.providers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError("providers.name", f"{name!r} is configured twice")
+        if not isinstance(self.retry, RetryConfig):
+            raise ConfigError("retry", "must be a RetryConfig")
+        if not isinstance(self.cooldown, CooldownConfig):
+            raise ConfigError("cooldown", "must be a CooldownConfig")
+        if (
+            isinstance(self.chain_workers, bool)
+            or not isinstance(self.chain_workers, int)
+            or (not 1 <= self.chain_workers <= 1024)
+        ):
+            raise ConfigError(
+                "chain_workers", f"must be an int in 1..1024, got {self.chain_workers!r}"
+            )
+        # A chain entry that names no configured provider would reject every request.
+        entries = [(f"aliases.{a}", a) for a in self.aliases]
+        entries += [(f"fallbacks[{i}]", f) for i, f in enumerate(self.fallbacks)]
+        for field, name in entries:
+            try:
+                resolve_model(self, name)
+            except RequestRejected as error:
+                raise ConfigError(field, str(error)) from None
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        """The provider called ``name``, or None."""
+        return next((p for p in self.providers if p.name == name), None)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured API key (for redaction)."""
+        return tuple(key for p in self.providers for key in p.profiles.values())
+
+    @classmethod
+    def from_toml(
+        cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
+    ) -> Config:
+        """Load a TOML file; ``${VAR}`` in any string is replaced from ``env`` (os.environ)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(
+                "path", f"cannot read {os.fspath(path)!r}: {error.strerror}"
+            ) from None
+        return cls.from_toml_text(text, env=env)
+
+    @classmethod
+    def from_toml_text(cls, text: str, *, env: Mapping[str, str] | None = None) -> Config:
+        """Like :meth:`from_toml`, from a string."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError("toml", str(error)) from None
+        data = _expand(data, os.environ if env is None else env, "")
+        return _build(data)
+
+
+def _expand(value: object, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(where or "config", f"environment variable ${{{name}}} is not set")
+            return env[name]
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{where}.{k}" if where else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+T = TypeVar("T", bound=attrs.AttrsInstance)
+
+
+def _table(cls: type[T], data: object, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(where, f"must be a table, not {type(data).__name__}")
+    known = {a.name for a in attrs.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key}" if where else key,
+                f"unknown key; expected one of {', '.join(sorted(known))}",
+            )
+    try:
+        return cls(**data)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(where or "config", str(error)) from None
+
+
+def _build(data: dict[str, Any]) -> Config:
+    providers = data.get("providers", [])
+    if not isinstance(providers, list):
+        raise ConfigError("providers", "must be an array of tables ([[providers]])")
+    built = dict(data)
+    built["providers"] = [
+        _table(ProviderConfig, p, f"providers[{i}]") for i, p in enumerate(providers)
+    ]
+    if "retry" in data:
+        built["retry"] = _table(RetryConfig, data["retry"], "retry")
+    if "cooldown" in data:
+        built["cooldown"] = _table(CooldownConfig, data["cooldown"], "cooldown")
+    return _table(Config, built, "")
+
+
+# --- model resolution: a request's chain, before any call is made ---------------------------
+
+
+@attrs.frozen
+class ChainEntry:
+    """A resolved chain entry: ``key`` is ``provider/model``, the health table's key."""
+
+    key: str
+    provider: str
+    model: str
+
+
+def resolve_model(config: Config, name: str) -> ChainEntry:
+    """Resolve a model string or alias to its provider and model id.
+
+    The provider is everything before the first ``/``; the model id is the rest, so
+    ``openrouter/anthropic/claude-x`` is provider ``openrouter``, model ``anthropic/claude-x``.
+    A model string holding a configured API key (a paste gone wrong) is rejected: model
+    names travel into health rows, attempts, snapshots and logs.
+    """
+    redact = _redactor(config.secrets())
+    shown = repr(redact(name))  # never echo a key back in the error
+    target = config.aliases.get(name.strip(), name.strip())
+    if redact.known(target) != target:
+        raise RequestRejected(
+            f"model {shown} contains a configured API key", kind=ErrorKind.BAD_REQUEST
+        )
+    provider, slash, model = target.partition("/")
+    if not slash or not model:
+        raise RequestRejected(
+            f"model {shown} is not 'provider/model' and no alias has that name",
+            kind=ErrorKind.BAD_REQUEST,
+        )
+    if config.provider(provider) is None:
+        known = ", ".join(p.name for p in config.providers)
+        raise RequestRejected(
+            f"model {shown} names provider {provider!r}, which is not configured "
+            f"(configured: {known})",
+            kind=ErrorKind.BAD_REQUEST,
+        )
+    return ChainEntry(key=f"{provider}/{model}", provider=provider, model=model)
+
+
+@functools.lru_cache(maxsize=8)
+def _redactor(secrets: tuple[str, ...]) -> Redactor:
+    # resolve_model runs for every chain entry of every request; build each redactor once.
+    return Redactor(secrets)
+
+
+def build_chain(config: Config, request: Request) -> tuple[ChainEntry, ...]:
+    """``[model, *fallback_models, *config.fallbacks]``, resolved, first occurrence kept."""
+    chain: dict[str, ChainEntry] = {}
+    for name in (request.model, *request.fallback_models, *config.fallbacks):
+        entry = resolve_model(config, name)
+        chain.setdefault(entry.key, entry)
+    return tuple(chain.values())

@@ -1,0 +1,196 @@
+"""The observer protocol: what a running runtime tells whoever watches it.
+
+A runtime calls its observers' hooks as things happen: a request opened, a call began or
+ended (or a chain entry was skipped), a key's cooldown or a model's health changed, a request
+closed. The history checker, the chaos benchmark, log lines and metrics all listen here; no
+other seam into the running runtime exists. Like trio's ``Instrument``, :class:`Observer` is a
+base class whose hooks all do nothing: override the ones you need.
+
+Hooks run on the thread that did the thing (a caller, a chain worker, an actor), so they must
+be quick and thread-safe. An exception from a hook is logged once per observer and hook and
+never reaches the request.
+
+Example:
+    >>> class Failovers(Observer):
+    ...     def attempt_ended(self, event: AttemptRecord) -> None:
+    ...         if event.outcome == "error":
+    ...             print("failed over from", event.model)
+    >>> Runtime(config, observers=[Failovers()])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Literal
+
+import attrs
+
+from ._vocab import ErrorKind, HealthState
+
+_log = logging.getLogger("switchover")
+
+#: How a request ended. A walk that crashed its chain worker ends ``crashed`` and is
+#: retried under a new id (``RequestOpened.retry_of`` links the two).
+Terminal = Literal[
+    "served",  # the stream ended cleanly
+    "interrupted",  # the stream broke after it had committed
+    "released",  # the caller closed the stream before its end
+    "rejected",
+    "exhausted",
+    "deadline",
+    "stopped",
+    "crashed",
+    "failed",  # any other error
+]
+CallOutcome = Literal["ok", "error", "released", "skipped"]
+
+
+@attrs.frozen
+class RequestOpened:
+    """A request was handed to the chain: its resolved chain and deadline."""
+
+    request_id: int
+    chain: tuple[str, ...]
+    deadline: float
+    at: float
+    retry_of: int | None = None
+
+
+@attrs.frozen
+class RequestClosed:
+    """A request's terminal outcome."""
+
+    request_id: int
+    outcome: Terminal
+    at: float
+
+
+@attrs.frozen
+class AttemptRecord:
+    """One call (or one skipped chain entry or key) of one request.
+
+    ``model`` is the chain entry's ``provider/model`` key. For a call, ``gate_at`` is when
+    the worker began reading the published key and model state, ``start`` when it had
+    read them and called, ``end`` when the call (for a committed one: its stream) ended.
+    ``probe`` says the call ran under a granted model probe.
+    """
+
+    request_id: int
+    model: str
+    provider: str
+    profile: str | None
+    outcome: CallOutcome
+    kind: ErrorKind | None
+    probe: bool
+    gate_at: float
+    start: float
+    end: float
+
+
+@attrs.frozen
+class KeyChange:
+    """A profile actor published a new cooldown deadline (None: no cooldown)."""
+
+    provider: str
+    profile: str
+    cooldown_until: float | None
+    before: float
+    after: float
+
+
+@attrs.frozen
+class ModelChange:
+    """The health actor published a new state for a model."""
+
+    model: str
+    state: HealthState
+    until: float | None
+    before: float
+    after: float
+
+
+@attrs.frozen
+class AttemptBegan:
+    """A chain worker is about to call a provider with one key."""
+
+    request_id: int
+    model: str
+    provider: str
+    profile: str
+    probe: bool
+    at: float
+
+
+Observed = RequestOpened | RequestClosed | AttemptBegan | AttemptRecord | KeyChange | ModelChange
+
+
+class Observer:
+    """Hooks a runtime calls as it works; every one does nothing unless overridden."""
+
+    def request_opened(self, event: RequestOpened) -> None:
+        """A request was handed to the chain."""
+
+    def attempt_began(self, event: AttemptBegan) -> None:
+        """A call is about to be made."""
+
+    def attempt_ended(self, event: AttemptRecord) -> None:
+        """A call ended (for a committed one: its stream did), or a chain entry was skipped."""
+
+    def key_changed(self, event: KeyChange) -> None:
+        """A profile actor published a new cooldown."""
+
+    def model_changed(self, event: ModelChange) -> None:
+        """The health actor published a new state for a model."""
+
+    def request_closed(self, event: RequestClosed) -> None:
+        """A request reached its terminal outcome."""
+
+
+class Observers(Observer):
+    """Several observers as one: each hook is passed to each, and a failing hook is contained."""
+
+    __slots__ = ("_observers", "_warned")
+
+    def __init__(self, observers: Iterable[Observer]) -> None:
+        self._observers = tuple(observers)
+        self._warned: set[tuple[int, str]] = set()
+        for observer in self._observers:
+            if not isinstance(observer, Observer):
+                raise TypeError(f"observers must be Observer instances, got {observer!r}")
+
+    def __bool__(self) -> bool:
+        return bool(self._observers)
+
+    def _each(self, hook: str, event: Observed) -> None:
+        for observer in self._observers:
+            try:
+                getattr(observer, hook)(event)
+            except Exception:
+                # An observer must never break a request; say so once per observer and hook.
+                if (id(observer), hook) not in self._warned:
+                    self._warned.add((id(observer), hook))
+                    _log.warning(
+                        "observer %s failed in %s; its later failures there are not logged",
+                        type(observer).__name__,
+                        hook,
+                        exc_info=True,
+                    )
+
+    def request_opened(self, event: RequestOpened) -> None:
+        self._each("request_opened", event)
+
+    def attempt_began(self, event: AttemptBegan) -> None:
+        self._each("attempt_began", event)
+
+    def attempt_ended(self, event: AttemptRecord) -> None:
+        self._each("attempt_ended", event)
+
+    def key_changed(self, event: KeyChange) -> None:
+        self._each("key_changed", event)
+
+    def model_changed(self, event: ModelChange) -> None:
+        self._each("model_changed", event)
+
+    def request_closed(self, event: RequestClosed) -> None:
+        self._each("request_closed", event)

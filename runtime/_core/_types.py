@@ -1,0 +1,249 @@
+"""Values that cross threads: requests, stream events, attempts, health rows.
+
+All are frozen attrs classes; none holds an API key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ._errors import RequestRejected
+from ._vocab import ErrorKind, HealthState
+
+if TYPE_CHECKING:
+    from ._classify import Failure
+
+#: Largest ``max_tokens`` accepted; anything above is a typo, not a budget.
+MAX_TOKENS_LIMIT = 10_000_000
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+
+def _freeze_messages(value: Any) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"Request.messages must be a list of message dicts, not {type(value).__name__}"
+        )
+    for index, message in enumerate(value):
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"Request.messages[{index}] must be a dict, not {type(message).__name__}"
+            )
+    return tuple(value)
+
+
+def _freeze_models(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        raise TypeError(
+            f"Request.fallback_models must be a sequence of strings, not {type(value).__name__}"
+        )
+    return tuple(value)
+
+
+def _freeze_tools(value: Any) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(f"Request.tools must be a list of dicts, not {type(value).__name__}")
+    return tuple(value)
+
+
+@attrs.frozen
+class Request:
+    """One LLM call: a model (or alias), messages, and optional per-request fallbacks.
+
+    Example:
+        >>> Request(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        Request(model='openai/gpt-4o', ...)
+
+    Wrong types raise ``TypeError``; values that no provider could accept (empty messages,
+    an unknown role, a non-positive or absurd ``max_tokens``) raise ``RequestRejected``
+    with kind ``bad_request``. Both happen before any call is made.
+    """
+
+    model: str
+    messages: tuple[Mapping[str, Any], ...] = attrs.field(converter=_freeze_messages)
+    fallback_models: tuple[str, ...] = attrs.field(default=(), converter=_freeze_models)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    tools: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_freeze_tools)
+    timeout: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _check_request(self)
+
+
+def _reject(message: str) -> RequestRejected:
+    return RequestRejected(message, kind=ErrorKind.BAD_REQUEST)
+
+
+def _check_request(request: Request) -> None:
+    if not isinstance(request.model, str):
+        raise TypeError(f"Request.model must be a str, not {type(request.model).__name__}")
+    if not request.model.strip():
+        raise _reject("Request.model is empty")
+    for index, model in enumerate(request.fallback_models):
+        if not isinstance(model, str):
+            raise TypeError(
+                f"Request.fallback_models[{index}] must be a str, not {type(model).__name__}"
+            )
+        if not model.strip():
+            raise _reject(f"Request.fallback_models[{index}] is empty")
+    if not request.messages:
+        raise _reject("Request.messages is empty: send at least one message")
+    for index, message in enumerate(request.messages):
+        role = message.get("role")
+        if role is not None and not isinstance(role, str):
+            raise TypeError(
+                f"Request.messages[{index}].role must be a str, not {type(role).__name__}"
+            )
+        if role not in _ROLES:
+            raise _reject(
+                f"Request.messages[{index}] has role {role!r}; expected one of {sorted(_ROLES)}"
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise TypeError(
+                f"Request.messages[{index}].content must be a str or a list of parts, "
+                f"not {type(content).__name__}"
+            )
+    if request.max_tokens is not None:
+        if isinstance(request.max_tokens, bool) or not isinstance(request.max_tokens, int):
+            raise TypeError(
+                f"Request.max_tokens must be an int, not {type(request.max_tokens).__name__}"
+            )
+        if not 0 < request.max_tokens <= MAX_TOKENS_LIMIT:
+            raise _reject(
+                f"Request.max_tokens={request.max_tokens} is outside 1..{MAX_TOKENS_LIMIT}"
+            )
+    _check_number("temperature", request.temperature, low=0.0, high=2.0)
+    _check_number("timeout", request.timeout, low=0.0, high=None)
+
+
+def _check_number(name: str, value: object, *, low: float, high: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Request.{name} must be a number, not {type(value).__name__}")
+    in_range = math.isfinite(value) and value >= low and (high is None or value <= high)
+    if name == "timeout":
+        in_range = in_range and value > 0
+    if not in_range:
+        bound = f"{low}..{high}" if high is not None else "a positive finite number"
+        raise _reject(f"Request.{name}={value!r} must be {bound}")
+
+
+# --- stream events ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Usage:
+    """Token counts reported by the provider."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+
+
+@attrs.frozen
+class TextDelta:
+    """A piece of the answer's text."""
+
+    text: str
+
+
+@attrs.frozen
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking") text."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolCall:
+    """A complete tool call; ``arguments`` is the JSON text the model produced."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@attrs.frozen
+class Done:
+    """The clean end of a stream."""
+
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+Event = TextDelta | ReasoningDelta | ToolCall | Done
+
+
+# --- outcomes -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ServedBy:
+    """Which chain entry and key served a request."""
+
+    model: str
+    provider: str
+    profile: str
+
+
+Outcome = Literal["ok", "error", "skipped"]
+
+
+@attrs.frozen
+class Attempt:
+    """One step of a request's walk down the chain: a call made, or an entry skipped."""
+
+    model: str
+    provider: str
+    profile: str | None
+    outcome: Outcome
+    kind: ErrorKind | None = None
+    status: int | None = None
+    code: str | None = None
+    message: str = ""
+    duration: float = 0.0
+
+    def failed(self, failure: Failure) -> Attempt:
+        """This attempt, ended by ``failure``."""
+        return attrs.evolve(
+            self,
+            outcome="error",
+            kind=failure.kind,
+            status=failure.status,
+            code=failure.code,
+            message=failure.message,
+        )
+
+
+@attrs.frozen
+class Completion:
+    """The whole answer of :meth:`Runtime.complete`."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    usage: Usage | None
+    finish_reason: str | None
+    served_by: ServedBy
+    attempts: tuple[Attempt, ...]
+    reasoning: str = ""
+
+
+@attrs.frozen
+class ModelHealth:
+    """One model's health as callers see it."""
+
+    model: str
+    state: HealthState
+    cooldown_remaining: float | None
+    consecutive_failures: int
+    last_error: str | None
+    reason: str | None

@@ -1,0 +1,380 @@
+"""Pure cooldown, health and retry transitions: no threads, a fake clock's numbers, and
+freezegun for expiry on the default clock."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+import pytest
+from freezegun import freeze_time
+from switchover import CooldownConfig, ErrorKind, HealthState, RetryConfig
+from switchover._core._classify import Failure
+from switchover._core._clock import SystemClock
+from switchover._core._policy import (
+    DISABLING_KINDS,
+    HEALTHY,
+    KEY_KINDS,
+    MODEL_KINDS,
+    KeyState,
+    key_cooldown,
+    key_failure,
+    key_gate,
+    key_grant,
+    key_jitter,
+    key_release,
+    key_reset,
+    key_success,
+    model_failure,
+    model_gate,
+    model_grant,
+    model_release,
+    model_suspect,
+    model_view,
+    retry_delay,
+)
+from switchover.testing import FakeClock
+
+K = ErrorKind
+CFG = CooldownConfig()
+NOW = 1_000.0
+
+
+def fail(kind: ErrorKind, retry_after: float | None = None) -> Failure:
+    return Failure(kind=kind, message=f"{kind} happened", retry_after=retry_after)
+
+
+class Top(random.Random):
+    """An RNG whose ``uniform`` always returns its upper bound."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+class Bottom(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+# --- key cooldown ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failures", "seconds"),
+    [(1, 5.0), (2, 10.0), (3, 20.0), (4, 40.0), (5, 80.0), (6, 160.0), (7, 300.0), (40, 300.0)],
+)
+def test_key_cooldown_doubles_and_is_clamped(failures: int, seconds: float) -> None:
+    assert key_cooldown(CFG, failures, fail(K.RATE_LIMIT), 1.0) == seconds
+
+
+def test_key_cooldown_never_drops_below_profile_min_with_jitter() -> None:
+    assert key_cooldown(CFG, 1, fail(K.AUTH), 0.9) == 5.0
+    assert key_cooldown(CFG, 2, fail(K.AUTH), 0.9) == pytest.approx(9.0)
+    assert key_cooldown(CFG, 2, fail(K.AUTH), 1.1) == pytest.approx(11.0)
+
+
+def test_key_jitter_is_within_ten_percent() -> None:
+    rng = random.Random(1)
+    draws = [key_jitter(rng) for _ in range(2000)]
+    assert min(draws) >= 0.9
+    assert max(draws) <= 1.1
+    assert min(draws) < 0.92
+    assert max(draws) > 1.08
+    assert key_jitter(Bottom()) == pytest.approx(0.9)
+    assert key_jitter(Top()) == pytest.approx(1.1)
+
+
+def test_key_cooldown_uses_retry_after_as_a_floor_and_profile_max_as_a_ceiling() -> None:
+    assert key_cooldown(CFG, 1, fail(K.RATE_LIMIT, retry_after=42.0), 1.0) == 42.0
+    assert key_cooldown(CFG, 5, fail(K.RATE_LIMIT, retry_after=42.0), 1.0) == 80.0
+    assert key_cooldown(CFG, 1, fail(K.RATE_LIMIT, retry_after=9_999.0), 1.0) == 300.0
+
+
+def test_balance_cools_a_key_for_profile_max_at_once() -> None:
+    assert key_cooldown(CFG, 1, fail(K.BALANCE), 1.0) == CFG.profile_max
+
+
+def test_shrunk_cooldown_config_is_honoured() -> None:
+    cfg = CooldownConfig(profile_min=0.1, profile_max=0.5)
+    assert [key_cooldown(cfg, n, fail(K.AUTH), 1.0) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.5]
+
+
+def test_key_failure_counts_and_cools_only_for_key_kinds() -> None:
+    state = key_failure(KeyState(), fail(K.RATE_LIMIT), NOW, CFG, 1.0)
+    assert (state.failures, state.cooldown_until) == (1, NOW + 5.0)
+    assert (state.calls, state.errors, state.last_kind) == (1, 1, K.RATE_LIMIT)
+    for kind in set(ErrorKind) - KEY_KINDS:
+        other = key_failure(KeyState(), fail(kind), NOW, CFG, 1.0)
+        assert (other.failures, other.cooldown_until) == (0, None), kind
+
+
+def test_key_kinds_are_exactly_rate_limit_auth_balance() -> None:
+    assert {K.RATE_LIMIT, K.AUTH, K.BALANCE} == KEY_KINDS
+
+
+def test_a_new_key_cooldown_never_shortens_an_existing_one() -> None:
+    state = key_failure(KeyState(), fail(K.BALANCE), NOW, CFG, 1.0)
+    assert state.cooldown_until == NOW + 300.0
+    later = key_failure(state, fail(K.RATE_LIMIT), NOW + 1.0, CFG, 1.0)
+    assert later.failures == 2
+    assert later.cooldown_until == NOW + 300.0
+
+
+def test_failure_count_survives_cooldown_expiry() -> None:
+    # The reference deleted the count when the cooldown expired, so backoff never grew.
+    clock = FakeClock(start=NOW)
+    state = key_failure(KeyState(), fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
+    clock.advance(5.0)
+    assert key_gate(state, clock.now()) == "expired"
+    state, granted = key_grant(state, clock.now(), lease=60.0)
+    assert granted
+    assert state.failures == 1
+    state = key_failure(state, fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
+    assert state.failures == 2
+    assert state.cooldown_until == clock.now() + 10.0
+    clock.advance(10.0)
+    state = key_failure(state, fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
+    assert state.cooldown_until == clock.now() + 20.0
+
+
+def test_failure_count_resets_only_on_success() -> None:
+    state = key_failure(KeyState(), fail(K.AUTH), NOW, CFG, 1.0)
+    state = key_failure(state, fail(K.TRANSIENT), NOW + 10, CFG, 1.0)
+    state = key_release(state)
+    assert state.failures == 1
+    state = key_success(state)
+    assert (state.failures, state.cooldown_until) == (0, None)
+    assert (state.calls, state.successes, state.errors) == (4, 1, 2)
+
+
+def test_a_non_key_failure_on_an_expired_key_puts_it_back_in_service() -> None:
+    state = key_failure(KeyState(), fail(K.RATE_LIMIT), NOW, CFG, 1.0)
+    cooling = key_failure(state, fail(K.TRANSIENT), NOW + 1.0, CFG, 1.0)
+    assert key_gate(cooling, NOW + 1.0) == "cooling"
+    back = key_failure(state, fail(K.TRANSIENT), NOW + 6.0, CFG, 1.0)
+    assert key_gate(back, NOW + 6.0) == "ready"
+    assert back.failures == 1
+
+
+def test_key_grant_hands_an_expired_key_to_one_caller_per_lease() -> None:
+    state = key_failure(KeyState(), fail(K.RATE_LIMIT), NOW, CFG, 1.0)
+    assert key_grant(state, NOW + 1.0, lease=30.0) == (state, False)
+    state, first = key_grant(state, NOW + 6.0, lease=30.0)
+    _, second = key_grant(state, NOW + 7.0, lease=30.0)
+    assert (first, second) == (True, False)
+    _, after_lease = key_grant(state, NOW + 36.0, lease=30.0)
+    assert after_lease
+    released = key_release(state)
+    assert key_grant(released, NOW + 7.0, lease=30.0)[1]
+
+
+def test_key_grant_on_a_ready_key_takes_no_lease() -> None:
+    state, granted = key_grant(KeyState(), NOW, lease=30.0)
+    assert granted
+    assert state == KeyState()
+
+
+def test_key_reset_clears_cooldown_and_count_but_keeps_counters() -> None:
+    state = key_failure(KeyState(), fail(K.AUTH), NOW, CFG, 1.0)
+    state = key_reset(state)
+    assert (state.cooldown_until, state.failures) == (None, 0)
+    assert (state.calls, state.errors) == (1, 1)
+
+
+@freeze_time("2026-03-01 12:00:00")
+def test_key_cooldown_expires_on_the_default_clock() -> None:
+    import time
+
+    clock = SystemClock()
+    state = key_failure(KeyState(), fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
+    with freeze_time("2026-03-01 12:00:04.9"):
+        assert key_gate(state, clock.now()) == "cooling"
+    with freeze_time("2026-03-01 12:00:05"):
+        assert key_gate(state, clock.now()) == "expired"
+    assert time.monotonic() == clock.now()
+
+
+def test_key_cooldown_expires_when_freezegun_ticks() -> None:
+    with freeze_time("2026-03-01 12:00:00") as frozen:
+        clock = SystemClock()
+        state = key_failure(KeyState(), fail(K.AUTH), clock.now(), CFG, 1.0)
+        frozen.tick(4.0)
+        assert key_gate(state, clock.now()) == "cooling"
+        frozen.tick(1.0)
+        assert key_gate(state, clock.now()) == "expired"
+
+
+# --- model health ----------------------------------------------------------------------------
+
+
+def cooling_seconds(kind: ErrorKind, times: int, cfg: CooldownConfig = CFG) -> list[float]:
+    row = HEALTHY
+    seconds = []
+    now = NOW
+    for _ in range(times):
+        row = model_failure(row, fail(kind), now, cfg)
+        assert row.until is not None
+        seconds.append(row.until - now)
+        now = row.until  # the next failure comes when the cooldown has ended
+    return seconds
+
+
+def test_model_cooldown_doubles_per_kind_and_caps_at_model_max() -> None:
+    assert cooling_seconds(K.RATE_LIMIT, 9) == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert cooling_seconds(K.TRANSIENT, 4) == [10, 20, 40, 80]
+    assert cooling_seconds(K.AUTH, 2) == [60, 120]
+
+
+def test_model_cooldown_respects_tuned_bases() -> None:
+    cfg = CooldownConfig(model_base={"transient": 0.5}, model_max=3.0)
+    assert cooling_seconds(K.TRANSIENT, 5, cfg) == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert cfg.model_base["rate_limit"] == 30.0  # the other bases keep their defaults
+
+
+def test_model_cooldown_uses_retry_after_as_a_floor() -> None:
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=95.0), NOW, CFG)
+    assert row.until == NOW + 95.0
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=99_999.0), NOW, CFG)
+    assert row.until == NOW + CFG.model_max
+
+
+def test_model_cooldown_never_shortens() -> None:
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=500.0), NOW, CFG)
+    row = model_failure(row, fail(K.TRANSIENT), NOW + 1.0, CFG)
+    assert row.until == NOW + 500.0
+    assert (row.kind, row.count) == (K.TRANSIENT, 1)
+
+
+@pytest.mark.parametrize("kind", sorted(DISABLING_KINDS))
+def test_three_in_a_row_disables(kind: ErrorKind) -> None:
+    row = HEALTHY
+    now = NOW
+    for expected in (HealthState.COOLING, HealthState.COOLING, HealthState.DISABLED):
+        row = model_failure(row, fail(kind), now, CFG)
+        assert row.state is expected
+        assert row.until is not None
+        now = row.until
+    assert row.count == 3
+    assert row.reason is not None
+    assert str(kind) in row.reason
+    assert row.until == now  # the disabled wait is disabled_probe_interval
+    assert model_gate(row, now - 1.0) == "cooling"
+
+
+@pytest.mark.parametrize("kind", [K.RATE_LIMIT, K.TRANSIENT])
+def test_rate_limit_and_transient_never_disable(kind: ErrorKind) -> None:
+    row = HEALTHY
+    for _ in range(10):
+        row = model_failure(row, fail(kind), NOW, CFG)
+    assert row.state is HealthState.COOLING
+
+
+def test_counts_are_per_kind() -> None:
+    # The reference shared one count: two blips then one auth error meant a 1 h lockout.
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, CFG)
+    row = model_failure(row, fail(K.TRANSIENT), NOW + 10, CFG)
+    row = model_failure(row, fail(K.AUTH), NOW + 40, CFG)
+    assert (row.state, row.kind, row.count) == (HealthState.COOLING, K.AUTH, 1)
+    assert row.until == NOW + 40 + 60.0
+    row = model_failure(row, fail(K.AUTH), NOW + 100, CFG)
+    row = model_failure(row, fail(K.BALANCE), NOW + 220, CFG)
+    assert row.state is HealthState.COOLING  # auth, auth, balance is not three in a row
+
+
+def test_disable_after_is_tunable() -> None:
+    row = model_failure(HEALTHY, fail(K.MODEL_MISSING), NOW, CooldownConfig(disable_after=1))
+    assert row.state is HealthState.DISABLED
+
+
+def test_a_disabled_model_lets_one_probe_through_after_the_probe_interval() -> None:
+    cfg = CooldownConfig(disable_after=1, disabled_probe_interval=100.0)
+    row = model_failure(HEALTHY, fail(K.AUTH), NOW, cfg)
+    assert model_grant(row, NOW + 99.0, lease=5.0)[1] == "disabled"
+    row, reason = model_grant(row, NOW + 100.0, lease=5.0)
+    assert reason is None
+    assert model_grant(row, NOW + 101.0, lease=5.0)[1] == "probe in flight"
+    again = model_failure(row, fail(K.AUTH), NOW + 102.0, cfg)
+    assert again.state is HealthState.DISABLED
+    assert again.until == NOW + 202.0
+
+
+def test_model_grant_single_probe_and_release() -> None:
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, CFG)
+    assert model_grant(row, NOW + 5.0, lease=30.0)[1] == "cooling"
+    row, first = model_grant(row, NOW + 10.0, lease=30.0)
+    _, second = model_grant(row, NOW + 10.0, lease=30.0)
+    assert (first, second) == (None, "probe in flight")
+    assert model_grant(row, NOW + 40.0, lease=30.0)[1] is None  # a lost probe expires
+    assert model_grant(model_release(row), NOW + 11.0, lease=30.0)[1] is None
+    assert model_grant(HEALTHY, NOW, lease=30.0) == (HEALTHY, None)
+
+
+def test_model_suspect_puts_only_a_healthy_model_on_probation() -> None:
+    row = model_suspect(HEALTHY, fail(K.TRANSIENT), NOW, lease=30.0)
+    assert row is not None
+    assert (row.state, row.count, row.probe_until) == (HealthState.PROBING, 0, NOW + 30.0)
+    assert model_gate(row, NOW) == "expired"
+    assert model_grant(row, NOW + 1.0, lease=30.0)[1] == "probe in flight"
+    assert model_view("m", row, NOW + 1.0).state is HealthState.PROBING
+    # The holder's failure after its retries cools the model, counting one failure.
+    cooled = model_failure(row, fail(K.TRANSIENT), NOW + 2.0, CFG)
+    assert (cooled.state, cooled.count) == (HealthState.COOLING, 1)
+    assert model_suspect(cooled, fail(K.TRANSIENT), NOW + 3.0, lease=30.0) is None
+    assert model_suspect(row, fail(K.TRANSIENT), NOW + 3.0, lease=30.0) is None
+
+
+def test_model_view_reads_probing_once_cooling_ends() -> None:
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT), NOW, CFG)
+    view = model_view("openai/gpt-4o", row, NOW + 10.0)
+    assert view.state is HealthState.COOLING
+    assert view.cooldown_remaining == 20.0
+    assert (view.consecutive_failures, view.last_error) == (1, "rate_limit happened")
+    assert model_view("openai/gpt-4o", row, NOW + 30.0).state is HealthState.PROBING
+    healthy = model_view("m", HEALTHY, NOW)
+    assert (healthy.state, healthy.cooldown_remaining, healthy.consecutive_failures) == (
+        HealthState.HEALTHY,
+        None,
+        0,
+    )
+
+
+def test_model_expiry_on_the_default_clock() -> None:
+    with freeze_time("2026-03-01 12:00:00") as frozen:
+        clock = SystemClock()
+        row = model_failure(HEALTHY, fail(K.TRANSIENT), clock.now(), CFG)
+        frozen.tick(9.5)
+        assert model_view("m", row, clock.now()).state is HealthState.COOLING
+        frozen.tick(0.5)
+        assert model_view("m", row, clock.now()).state is HealthState.PROBING
+
+
+def test_model_kinds() -> None:
+    assert {K.RATE_LIMIT, K.TRANSIENT, K.AUTH, K.BALANCE, K.MODEL_MISSING} == MODEL_KINDS
+    assert {K.AUTH, K.BALANCE, K.MODEL_MISSING} == DISABLING_KINDS
+    assert set(CFG.model_base) == {str(k) for k in MODEL_KINDS}
+
+
+def test_model_failure_does_not_touch_the_input_row() -> None:
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, CFG)
+    assert HEALTHY.state is HealthState.HEALTHY
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        row.count = 5  # type: ignore[misc]
+
+
+# --- in-place retries ------------------------------------------------------------------------
+
+
+def test_retry_delay_is_full_jitter_growing_to_max_delay() -> None:
+    retry = RetryConfig(attempts=8, min_delay=0.5, max_delay=8.0)
+    ceilings = [retry_delay(retry, tries, Top()) for tries in range(1, 8)]
+    assert ceilings == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert all(retry_delay(retry, tries, Bottom()) == 0.0 for tries in range(1, 8))
+    rng = random.Random(3)
+    draws = [retry_delay(retry, 2, rng) for _ in range(500)]
+    assert 0.0 <= min(draws) < 0.1
+    assert 0.9 < max(draws) <= 1.0
+
+
+def test_retry_delay_never_overflows() -> None:
+    retry = RetryConfig(attempts=20, min_delay=1.0, max_delay=8.0)
+    assert retry_delay(retry, 10_000, Top()) == 8.0

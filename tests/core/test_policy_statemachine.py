@@ -1,0 +1,255 @@
+"""The cooldown and health transitions of runtime/_policy.py, driven at random against a
+small reference model written from DESIGN.md's tables ("Time, cooldown and health").
+
+The reference is deliberately naive: plain fields and the sentences of the design, no
+shared code with the policy module.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from switchover import CooldownConfig, ErrorKind, HealthState
+from switchover._core._classify import Failure
+from switchover._core._policy import (
+    HEALTHY,
+    KeyState,
+    key_failure,
+    key_gate,
+    key_grant,
+    key_release,
+    key_reset,
+    key_success,
+    model_failure,
+    model_gate,
+    model_grant,
+    model_release,
+    model_view,
+)
+
+CFG = CooldownConfig(
+    profile_min=1.0,
+    profile_max=40.0,
+    model_base={
+        "rate_limit": 3.0,
+        "transient": 1.0,
+        "auth": 6.0,
+        "balance": 6.0,
+        "model_missing": 6.0,
+    },
+    model_max=50.0,
+    disable_after=3,
+    disabled_probe_interval=30.0,
+)
+LEASE = 10.0
+KEY_KINDS = {ErrorKind.RATE_LIMIT, ErrorKind.AUTH, ErrorKind.BALANCE}
+MODEL_KINDS = [
+    ErrorKind.RATE_LIMIT,
+    ErrorKind.TRANSIENT,
+    ErrorKind.AUTH,
+    ErrorKind.BALANCE,
+    ErrorKind.MODEL_MISSING,
+]
+DISABLING = {ErrorKind.AUTH, ErrorKind.BALANCE, ErrorKind.MODEL_MISSING}
+
+RETRY_AFTER = st.one_of(st.none(), st.floats(min_value=0, max_value=100))
+
+
+class RefKey:
+    """A key, as DESIGN.md describes it."""
+
+    def __init__(self) -> None:
+        self.n = 0  # consecutive failures: survives expiry, reset only by success
+        self.until: float | None = None
+        self.lease: float | None = None
+
+    def fail(self, kind: ErrorKind, retry_after: float | None, jitter: float, now: float) -> None:
+        self.lease = None
+        if kind not in KEY_KINDS:
+            # Not the key's fault. Where DESIGN.md is silent, the foundation's choice: a call
+            # that got past the key proves a key whose cooldown ended is back in service.
+            if self.until is not None and now >= self.until:
+                self.until = None
+            return
+        self.n += 1
+        if kind is ErrorKind.BALANCE:
+            seconds = CFG.profile_max  # a balance failure: profile_max at once
+        else:
+            grown = CFG.profile_min * 2 ** (self.n - 1) * jitter
+            seconds = max(grown, retry_after or 0.0)
+            seconds = min(max(seconds, CFG.profile_min), CFG.profile_max)  # clamp
+        until = now + seconds
+        # A new cooldown never shortens an existing one.
+        self.until = until if self.until is None else max(self.until, until)
+
+    def callable(self, now: float) -> bool:
+        return self.until is None or now >= self.until
+
+    def grant(self, now: float) -> bool:
+        if self.until is None:
+            return True
+        if now < self.until:
+            return False
+        if self.lease is not None and now < self.lease:
+            return False  # one caller takes a key whose cooldown ended
+        self.lease = now + LEASE
+        return True
+
+
+class RefModel:
+    """A model's health row, as DESIGN.md describes it."""
+
+    def __init__(self) -> None:
+        self.state = HealthState.HEALTHY
+        self.until: float | None = None
+        self.kind: ErrorKind | None = None
+        self.count = 0
+        self.lease: float | None = None
+
+    def fail(self, kind: ErrorKind, retry_after: float | None, now: float, prober: bool) -> None:
+        count = self.count + 1 if kind is self.kind else 1  # counts run per kind
+        lease = None if prober else self.lease
+        disables = kind in DISABLING and count >= CFG.disable_after
+        if self.state is HealthState.DISABLED and not disables:
+            # Only a reset or a probe after the interval lets traffic back.
+            if prober:
+                self.until = now + CFG.disabled_probe_interval
+            self.lease = lease
+            return
+        self.kind, self.count, self.lease = kind, count, lease
+        if disables:
+            self.state = HealthState.DISABLED
+            self.until = now + CFG.disabled_probe_interval
+            return
+        seconds = min(
+            CFG.model_max, max(CFG.model_base[str(kind)] * 2 ** (count - 1), retry_after or 0.0)
+        )
+        until = now + seconds
+        if self.state is HealthState.COOLING and self.until is not None:
+            until = max(until, self.until)
+        self.state, self.until = HealthState.COOLING, until
+
+    def heal(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def grant(self, now: float) -> bool:
+        if self.state is HealthState.HEALTHY:
+            return True
+        assert self.until is not None
+        if now < self.until:
+            return False
+        if self.lease is not None and now < self.lease:
+            return False  # exactly one probe
+        self.lease = now + LEASE
+        return True
+
+    def shown(self, now: float) -> HealthState:
+        if self.state is HealthState.COOLING and self.until is not None and now >= self.until:
+            return HealthState.PROBING
+        return self.state
+
+
+class Policies(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self.key, self.ref_key = KeyState(), RefKey()
+        self.row, self.ref_model = HEALTHY, RefModel()
+
+    @rule(seconds=st.floats(min_value=0, max_value=80))
+    def time_passes(self, seconds: float) -> None:
+        self.now += seconds
+
+    # -- the key ---------------------------------------------------------------------------
+
+    @rule(
+        kind=st.sampled_from(list(ErrorKind)),
+        retry_after=RETRY_AFTER,
+        jitter=st.floats(min_value=0.9, max_value=1.1),
+    )
+    def key_fails(self, kind: ErrorKind, retry_after: float | None, jitter: float) -> None:
+        failure = Failure(kind=kind, message=str(kind), retry_after=retry_after)
+        self.key = key_failure(self.key, failure, self.now, CFG, jitter)
+        self.ref_key.fail(kind, retry_after, jitter, self.now)
+
+    @rule()
+    def key_succeeds(self) -> None:
+        self.key = key_success(self.key)
+        self.ref_key = RefKey()
+
+    @rule()
+    def key_is_released(self) -> None:
+        self.key = key_release(self.key)
+        self.ref_key.lease = None
+
+    @rule()
+    def key_is_reset(self) -> None:
+        self.key = key_reset(self.key)
+        self.ref_key = RefKey()
+
+    @rule()
+    def key_is_asked_for(self) -> None:
+        self.key, granted = key_grant(self.key, self.now, LEASE)
+        assert granted == self.ref_key.grant(self.now)
+
+    @invariant()
+    def key_agrees(self) -> None:
+        assert self.key.failures == self.ref_key.n
+        assert (key_gate(self.key, self.now) != "cooling") == self.ref_key.callable(self.now)
+        if not self.ref_key.callable(self.now):
+            assert self.key.cooldown_until is not None
+            assert self.ref_key.until is not None
+            assert math.isclose(self.key.cooldown_until, self.ref_key.until)
+
+    # -- the model -------------------------------------------------------------------------
+
+    @rule(kind=st.sampled_from(MODEL_KINDS), retry_after=RETRY_AFTER, prober=st.booleans())
+    def model_fails(self, kind: ErrorKind, retry_after: float | None, prober: bool) -> None:
+        failure = Failure(kind=kind, message=str(kind), retry_after=retry_after)
+        self.row = model_failure(self.row, failure, self.now, CFG, prober=prober)
+        self.ref_model.fail(kind, retry_after, self.now, prober)
+
+    @rule()
+    def model_succeeds(self) -> None:
+        self.row = HEALTHY
+        self.ref_model.heal()
+
+    @precondition(lambda self: self.ref_model.lease is not None)
+    @rule()
+    def the_probe_is_released(self) -> None:
+        self.row = model_release(self.row)
+        self.ref_model.lease = None
+
+    @rule()
+    def model_is_asked_for(self) -> None:
+        self.row, reason = model_grant(self.row, self.now, LEASE)
+        assert (reason is None) == self.ref_model.grant(self.now)
+
+    @invariant()
+    def model_agrees(self) -> None:
+        ref = self.ref_model
+        assert self.row.state is ref.state
+        assert self.row.count == (ref.count if ref.state is not HealthState.HEALTHY else 0)
+        if ref.state is not HealthState.HEALTHY:
+            assert self.row.kind is ref.kind
+            assert self.row.until is not None
+            assert ref.until is not None
+            assert math.isclose(self.row.until, ref.until)
+        ready = model_gate(self.row, self.now) == "ready"
+        assert ready == (ref.state is HealthState.HEALTHY)
+        assert model_view("m", self.row, self.now).state is ref.shown(self.now)
+        assert (self.row.probe_until is not None and self.now < self.row.probe_until) == (
+            ref.lease is not None and self.now < ref.lease
+        )
+
+
+Policies.TestCase.settings = settings(
+    max_examples=300,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestPolicies = Policies.TestCase
