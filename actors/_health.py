@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import attrs
+
 from .._core._config import CooldownConfig
 from .._core._observe import ModelChange
 from .._core._policy import (
@@ -20,9 +22,17 @@ from .._core._policy import (
     model_suspect,
     model_view,
 )
+from .._core._remote import model_remote
 from .._core._snapshot import _plain
 from ._base import Cell, Context, SwitchoverActor
-from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel, SuspectModel
+from .messages import (
+    AcquireModel,
+    ModelOutcome,
+    ModelPermit,
+    RemoteModelState,
+    ResetModel,
+    SuspectModel,
+)
 
 HealthTable = Mapping[str, ModelRow]
 
@@ -40,15 +50,18 @@ class HealthActor(SwitchoverActor):
         self._lease = lease
         self.table: dict[str, ModelRow] = dict(cell.state)
 
-    def _set(self, model: str, row: ModelRow, now: float) -> None:
+    def _set(self, model: str, row: ModelRow, now: float, *, remote: bool = False) -> None:
         # A model gets a row at its first failure and keeps it (healthy again) after, so
         # the table grows only with models that ever failed.
         old = self.table.get(model, HEALTHY)
+        changed = (row.state, row.until) != (old.state, old.until)
+        if changed and not remote:
+            row = attrs.evolve(row, origin=None, changed_at=now)
         if old == row:
             return
         self.table[model] = row
         self.publish(MappingProxyType(dict(self.table)))
-        if self.observer is not None and (row.state, row.until) != (old.state, old.until):
+        if self.observer is not None and changed:
             self.observer.model_changed(
                 ModelChange(
                     model=model,
@@ -56,6 +69,10 @@ class HealthActor(SwitchoverActor):
                     until=row.until,
                     before=now,
                     after=self.clock.now(),
+                    count=row.count,
+                    kind=row.kind,
+                    probe_until=row.probe_until,
+                    origin=row.origin,
                 )
             )
 
@@ -96,6 +113,13 @@ class HealthActor(SwitchoverActor):
                 return ModelPermit(reason="not healthy")
             self._set(message.model, suspect, now)
             return ModelPermit(reason=None, probe=True)
+        if isinstance(message, RemoteModelState):
+            target = message.evidence.target
+            row = model_remote(
+                self.table.get(target, HEALTHY), message.evidence, now, grace=message.grace
+            )
+            self._set(target, row, now, remote=True)
+            return None
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]

@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from .._core._config import CooldownConfig
 from .._core._observe import KeyChange
 from .._core._policy import (
@@ -19,8 +21,9 @@ from .._core._policy import (
     key_success,
 )
 from .._core._redact import fingerprint
+from .._core._remote import key_remote
 from ._base import Cell, Context, SwitchoverActor
-from .messages import AcquireKey, KeyOutcome, KeyPermit, ResetKey
+from .messages import AcquireKey, KeyOutcome, KeyPermit, RemoteKeyState, ResetKey
 
 
 class ProfileActor(SwitchoverActor):
@@ -51,10 +54,14 @@ class ProfileActor(SwitchoverActor):
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
 
-    def _set(self, state: KeyState, now: float) -> None:
-        old, self.state = self.state, state
+    def _set(self, state: KeyState, now: float, *, remote: bool = False) -> None:
+        old = self.state
+        changed = state.cooldown_until != old.cooldown_until
+        if changed and not remote:
+            state = attrs.evolve(state, origin=None, changed_at=now)
+        self.state = state
         self.publish(state)
-        if self.observer is not None and state.cooldown_until != old.cooldown_until:
+        if self.observer is not None and changed:
             self.observer.key_changed(
                 KeyChange(
                     provider=self.provider,
@@ -62,6 +69,9 @@ class ProfileActor(SwitchoverActor):
                     cooldown_until=state.cooldown_until,
                     before=now,
                     after=self.clock.now(),
+                    failures=state.failures,
+                    kind=state.last_kind,
+                    origin=state.origin,
                 )
             )
 
@@ -91,6 +101,10 @@ class ProfileActor(SwitchoverActor):
         if isinstance(message, ResetKey):
             self._set(key_reset(self.state), now)
             return True
+        if isinstance(message, RemoteKeyState):
+            merged = key_remote(self.state, message.evidence, now, grace=message.grace)
+            self._set(merged, now, remote=True)
+            return None
         raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
 
 
@@ -117,6 +131,7 @@ def _key_view(
         "profile": profile,
         "key": key_fingerprint,
         "cooldown_remaining": remaining,
+        "origin": state.origin,
         "consecutive_failures": state.failures,
         "last_error_kind": None if state.last_kind is None else str(state.last_kind),
         "last_error": state.last_error,

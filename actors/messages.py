@@ -9,6 +9,7 @@ import attrs
 
 from .._core._classify import Failure
 from .._core._config import ChainEntry
+from .._core._remote import RemoteKey, RemoteModel
 from .._core._types import Attempt, Event, Request, ServedBy
 
 Verdict = Literal["ok", "error", "released"]
@@ -126,6 +127,23 @@ class ResetModel:
     """Make one model (or, with None, every model) healthy; answers whether it had a row."""
 
     model: str | None
+
+
+@attrs.frozen
+class RemoteKeyState:
+    """Another process's key transition (from the shared link), for the owning ProfileActor;
+    ``grace`` is ``SharedConfig.probe_grace``."""
+
+    evidence: RemoteKey
+    grace: float = attrs.field(repr=False)
+
+
+@attrs.frozen
+class RemoteModelState:
+    """Another process's model transition, for the HealthActor; as :class:`RemoteKeyState`."""
+
+    evidence: RemoteModel
+    grace: float = attrs.field(repr=False)
 
 
 @attrs.frozen

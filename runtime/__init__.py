@@ -17,6 +17,7 @@ from ._core._config import Config as Config
 from ._core._config import CooldownConfig as CooldownConfig
 from ._core._config import ProviderConfig as ProviderConfig
 from ._core._config import RetryConfig as RetryConfig
+from ._core._config import SharedConfig as SharedConfig
 from ._core._errors import ChainExhausted as ChainExhausted
 from ._core._errors import ConfigError as ConfigError
 from ._core._errors import DeadlineExceeded as DeadlineExceeded
@@ -115,6 +116,7 @@ __all__ = [
     "RuntimeSnapshot",
     "RuntimeStoppedError",
     "ServedBy",
+    "SharedConfig",
     "Stream",
     "StreamInterrupted",
     "SwitchoverError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -11,7 +12,7 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import pykka
@@ -20,6 +21,7 @@ from ._core._clock import Clock, SystemClock, default_rng
 from ._core._config import Config, build_chain, resolve_model
 from ._core._errors import (
     ChainExhausted,
+    ConfigError,
     DeadlineExceeded,
     RequestRejected,
     RuntimeStoppedError,
@@ -28,6 +30,7 @@ from ._core._errors import (
 from ._core._observe import Observer, Observers, RequestClosed, RequestOpened, Terminal
 from ._core._policy import HEALTHY, model_view
 from ._core._redact import Redactor
+from ._core._remote import Remote, RemoteModel
 from ._core._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._core._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
 from ._debug import DebugServer
@@ -41,12 +44,17 @@ from .actors.messages import (
     InjectCrash,
     InjectHold,
     Inspect,
+    RemoteKeyState,
+    RemoteModelState,
     ResetKey,
     ResetModel,
     RunRequest,
 )
 from .providers._http import http_provider
 from .providers._seam import Provider
+
+if TYPE_CHECKING:
+    from ._shared import SharedLink
 
 log = logging.getLogger("switchover")
 
@@ -110,7 +118,9 @@ class Runtime:
         self._lifecycle = threading.Lock()  # start/stop only; never taken on a request path
         self._ids = itertools.count(1)
         self._pid = os.getpid()
-        watching = Observers(observers)
+        #: Shares key and model state with other processes (None: learn alone).
+        self._link = _shared_link(config, self._clock, self._rng)
+        watching = Observers([*observers, *([self._link] if self._link else [])])
         #: None when nobody watches: every site then pays one ``is None`` test.
         self._observer: Observer | None = watching if watching else None
         self._debug_servers: list[DebugServer] = []
@@ -152,6 +162,8 @@ class Runtime:
             )
             supervisor.start()
             self._supervisor = supervisor
+            if self._link is not None:
+                self._link.start(functools.partial(_deliver_remote, supervisor, self._link))
         return self
 
     def stop(self) -> None:
@@ -166,6 +178,8 @@ class Runtime:
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None or os.getpid() != self._pid:
                 return  # a forked child owns none of the parent's threads or sockets
+            if self._link is not None:
+                self._link.stop()
             for server in self._debug_servers:
                 server.close()
             self._debug_servers.clear()
@@ -342,7 +356,11 @@ class Runtime:
         table = supervisor.directory.cell(HEALTH).state
         models = self._configured_models() | set(table)
         now = self._clock.now()
-        return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
+        health = {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
+        if self._link is None:
+            return health
+        up = self._link.up
+        return {m: attrs.evolve(view, shared_link=up) for m, view in health.items()}
 
     def reset(self, model: str | None = None) -> None:
         """Make ``model`` (a model string or alias) healthy again; with no argument, reset
@@ -442,6 +460,8 @@ class Runtime:
                     queued_inspect=waiting,
                 )
             snapshots.append(snapshot)
+        if self._link is not None:
+            snapshots.append(self._link.snapshot())
         return RuntimeSnapshot(actors=tuple(snapshots), taken_at=self._clock.wall())
 
     def _ask_inspect(self, name: str, ref: pykka.ActorRef[Any] | None) -> pykka.Future[Any] | None:
@@ -527,6 +547,28 @@ class Runtime:
         supervisor = self._running()
         supervisor.directory.members[name]  # KeyError for a name no actor has
         supervisor.directory.tell(name, message)
+
+
+def _deliver_remote(supervisor: Supervisor, link: SharedLink, record: Remote) -> None:
+    """Hand another process's transition to the actor that owns the state (never waits)."""
+    grace = link.shared.probe_grace
+    if isinstance(record, RemoteModel):
+        supervisor.directory.tell(HEALTH, RemoteModelState(record, grace))
+        return
+    for provider, profile in link.holders.get(record.target, ()):
+        supervisor.directory.tell(profile_name(provider, profile), RemoteKeyState(record, grace))
+
+
+def _shared_link(config: Config, clock: Clock, rng: random.Random) -> SharedLink | None:
+    if config.shared is None:
+        return None
+    try:
+        from ._shared import SharedLink
+    except ImportError as error:
+        raise ConfigError(
+            "shared", f"needs the redis package ({error}): pip install 'switchover[shared]'"
+        ) from None
+    return SharedLink(config, clock=clock, rng=rng)
 
 
 def _terminal(error: BaseException) -> Terminal:

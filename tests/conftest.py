@@ -166,3 +166,14 @@ def make_call() -> MakeCall:
         return ProviderCall(**values)
 
     return make
+
+
+@pytest.fixture
+def redis_server(tmp_path: Any) -> Iterator[Any]:
+    """A real redis-server on a free loopback port (see tests/redisserver.py), stopped after."""
+    from redisserver import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -120,6 +121,67 @@ class CooldownConfig:
             raise ConfigError("cooldown.disable_after", "must be a positive int")
 
 
+_SCHEMES = ("redis", "rediss")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe to show."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+@attrs.frozen(repr=False)
+class SharedConfig:
+    """Share key cooldowns, model health and probe leases with every runtime configured with
+    the same Redis ``url`` and ``namespace`` (see docs/shared.md).
+
+    ``url`` is ``redis://[user:password@]host[:port][/db]`` or ``rediss://`` (TLS); its
+    password never shows in a repr, log line, snapshot or error. ``timeout`` bounds every
+    Redis operation of the link; after a failure it reconnects with full-jitter backoff
+    between ``reconnect_min`` and ``reconnect_max`` seconds. ``probe_grace``: how long past
+    the end of a cooldown the other processes leave the probe to the one that holds the
+    probe lease before they probe themselves.
+    """
+
+    url: str
+    namespace: str = "switchover"
+    timeout: float = attrs.field(default=0.25, validator=_number_field())
+    reconnect_min: float = attrs.field(default=0.05, validator=_number_field())
+    reconnect_max: float = attrs.field(default=0.5, validator=_number_field())
+    probe_grace: float = attrs.field(default=1.0, validator=_number_field(allow_zero=True))
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.url, str):
+            raise ConfigError("shared.url", f"must be a string, not {type(self.url).__name__}")
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            port = parts.port
+        except ValueError:
+            raise ConfigError("shared.url", "is not a valid URL (bad port?)") from None
+        shown = masked_url(self.url)
+        if parts.scheme not in _SCHEMES or not parts.hostname:
+            raise ConfigError(
+                "shared.url", f"must be redis://host[:port][/db] or rediss://..., got {shown!r}"
+            )
+        if port == 0:
+            raise ConfigError("shared.url", f"has port 0: {shown!r}")
+        if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            raise ConfigError("shared.url", f"the path must be a database number: {shown!r}")
+        if not isinstance(self.namespace, str) or not _NAME.match(self.namespace):
+            raise ConfigError(
+                "shared.namespace", f"{self.namespace!r} must be letters, digits, '_', '.', '-'"
+            )
+        if self.reconnect_max < self.reconnect_min:
+            raise ConfigError("shared.reconnect_max", "must not be below shared.reconnect_min")
+
+    def __repr__(self) -> str:
+        return f"SharedConfig(url={masked_url(self.url)!r}, namespace={self.namespace!r})"
+
+
 def _profiles(value: object) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigError("profiles", f"must be a table of name = key, not {type(value).__name__}")
@@ -211,6 +273,8 @@ class Config:
     cooldown: CooldownConfig = attrs.field(factory=CooldownConfig)
     chain_workers: int = 16
     request_timeout: float = attrs.field(default=120.0, validator=_number_field())
+    #: None: this runtime learns alone (nothing is shared between processes).
+    shared: SharedConfig | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.providers:
@@ -223,6 +287,8 @@ class Config:
             raise ConfigError("retry", "must be a RetryConfig")
         if not isinstance(self.cooldown, CooldownConfig):
             raise ConfigError("cooldown", "must be a CooldownConfig")
+        if self.shared is not None and not isinstance(self.shared, SharedConfig):
+            raise ConfigError("shared", "must be a SharedConfig")
         if (
             isinstance(self.chain_workers, bool)
             or not isinstance(self.chain_workers, int)
@@ -322,6 +388,8 @@ def _build(data: dict[str, Any]) -> Config:
         built["retry"] = _table(RetryConfig, data["retry"], "retry")
     if "cooldown" in data:
         built["cooldown"] = _table(CooldownConfig, data["cooldown"], "cooldown")
+    if "shared" in data:
+        built["shared"] = _table(SharedConfig, data["shared"], "shared")
     return _table(Config, built, "")
 
 

@@ -90,13 +90,21 @@ class AttemptRecord:
 
 @attrs.frozen
 class KeyChange:
-    """A profile actor published a new cooldown deadline (None: no cooldown)."""
+    """A profile actor published a new cooldown deadline (None: no cooldown).
+
+    ``failures`` and ``kind`` are the key's consecutive failures and last error kind;
+    ``origin`` is None for a change this process made, else the origin id of the other
+    process whose shared transition was applied (``Config.shared``).
+    """
 
     provider: str
     profile: str
     cooldown_until: float | None
     before: float
     after: float
+    failures: int = 0
+    kind: ErrorKind | None = None
+    origin: str | None = None
 
 
 @attrs.frozen
@@ -108,6 +116,12 @@ class ModelChange:
     until: float | None
     before: float
     after: float
+    #: The row's run of one error kind, its probe lease (clock time) and, as for
+    #: :class:`KeyChange`, where the change came from.
+    count: int = 0
+    kind: ErrorKind | None = None
+    probe_until: float | None = None
+    origin: str | None = None
 
 
 @attrs.frozen

@@ -62,6 +62,10 @@ class KeyState:
     calls: int = 0
     successes: int = 0
     errors: int = 0
+    #: Who set the current cooldown: None for this process, else another process's origin
+    #: id (shared state); ``changed_at`` is when (clock time) the cooldown last changed.
+    origin: str | None = None
+    changed_at: float | None = None
 
 
 def key_gate(state: KeyState, now: float) -> Gate:
@@ -150,6 +154,9 @@ class ModelRow:
     probe_until: float | None = None
     #: The request holding the single probe (None: unknown or nobody).
     probe_holder: int | None = None
+    #: As for :class:`KeyState`: who set the current state, and when it last changed.
+    origin: str | None = None
+    changed_at: float | None = None
 
 
 HEALTHY = ModelRow()
@@ -281,4 +288,5 @@ def model_view(model: str, row: ModelRow, now: float) -> ModelHealth:
         consecutive_failures=row.count,
         last_error=row.last_error,
         reason=row.reason,
+        origin=row.origin,
     )

@@ -247,3 +247,8 @@ class ModelHealth:
     consecutive_failures: int
     last_error: str | None
     reason: str | None
+    #: Where the state came from: None for this process, else the origin id of the other
+    #: process whose transition was applied (``Config.shared``).
+    origin: str | None = None
+    #: With ``Config.shared``: whether the shared link is up (None: nothing is shared).
+    shared_link: bool | None = None

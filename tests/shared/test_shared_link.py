@@ -1,0 +1,271 @@
+"""Two runtimes with one shared Redis stand for two processes (a real redis-server)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import random
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import bodies as b
+import pytest
+from support import OPENAI_BACKUP, OPENAI_MAIN, make_config
+from switchover import (
+    CooldownConfig,
+    HealthState,
+    KeyChange,
+    ModelChange,
+    Observer,
+    Request,
+    Runtime,
+    SharedConfig,
+)
+from switchover.testing import Fail, Reply, ScriptedProvider
+
+MESSAGES = ({"role": "user", "content": "hi"},)
+#: Generous bound for one transition to cross Redis on loopback (catches hangs only).
+CROSS = 5.0
+
+
+class Remote(Observer):
+    """Collects the transitions a runtime applied from another process."""
+
+    def __init__(self) -> None:
+        self.events: queue.SimpleQueue[KeyChange | ModelChange] = queue.SimpleQueue()
+
+    def key_changed(self, event: KeyChange) -> None:
+        if event.origin is not None:
+            self.events.put(event)
+
+    def model_changed(self, event: ModelChange) -> None:
+        if event.origin is not None:
+            self.events.put(event)
+
+    def next(self, match: Callable[[Any], bool]) -> Any:
+        while True:
+            event = self.events.get(timeout=CROSS)
+            if match(event):
+                return event
+
+
+def request(model: str, *fallbacks: str) -> Request:
+    return Request(model=model, messages=MESSAGES, fallback_models=fallbacks)
+
+
+@pytest.fixture
+def fleet(redis_server: Any) -> Iterator[Callable[..., tuple[Runtime, ScriptedProvider, Remote]]]:
+    """``fleet(missing=seconds, **shared)`` -> (runtime, its provider, its Remote observer),
+    ``missing`` the model_missing cooldown; all stopped after."""
+    started: list[Runtime] = []
+
+    def process(missing: float = 0.3, **shared: Any) -> tuple[Runtime, ScriptedProvider, Remote]:
+        config = make_config(
+            shared=SharedConfig(url=redis_server.url, namespace="t", **shared),
+            cooldown=CooldownConfig(model_base={"model_missing": missing}),
+        )
+        provider = ScriptedProvider()
+        remote = Remote()
+        rt = Runtime(
+            config,
+            providers={p.name: provider for p in config.providers},
+            rng=random.Random(len(started)),
+            observers=[remote],
+        )
+        started.append(rt.start())
+        return rt, provider, remote
+
+    yield process
+    for rt in started:
+        rt.stop()
+
+
+def link_up(rt: Runtime) -> bool:
+    return bool(rt.inspect(ask=False).actor("shared").state["up"])
+
+
+def wait_up(rt: Runtime, up: bool = True) -> None:
+    """The link's state is polled: it changes on the link's threads (bounded, no sleep)."""
+    done = threading.Event()
+    for _ in range(int(CROSS / 0.01)):
+        if link_up(rt) is up:
+            return
+        done.wait(0.01)
+    raise AssertionError(f"the shared link never became {'up' if up else 'down'}")
+
+
+def test_a_revoked_key_in_one_process_is_skipped_by_the_other(fleet: Any) -> None:
+    a, a_calls, _ = fleet()
+    b_rt, b_calls, b_remote = fleet()
+    wait_up(a)
+    wait_up(b_rt)
+    a_calls.script("gpt-4o", Fail(401, b.OPENAI_BAD_KEY), key=OPENAI_MAIN)
+    assert a.complete(request("openai/gpt-4o")).served_by.profile == "backup"
+    change = b_remote.next(lambda e: isinstance(e, KeyChange) and e.profile == "main")
+    assert change.origin == a.inspect(ask=False).actor("shared").state["origin"]
+    assert change.cooldown_until is not None
+    # B never calls the revoked key: its first call goes to the backup key.
+    assert b_rt.complete(request("openai/gpt-4o")).served_by.profile == "backup"
+    assert [c.key for c in b_calls.calls] == [OPENAI_BACKUP]
+    main = b_rt.inspect().actor("profile:openai/main").state
+    assert main["origin"] == change.origin
+    assert main["consecutive_failures"] == 1
+    recent = b_rt.inspect().actor("profile:openai/main").recent
+    assert any(h.type == "RemoteKeyState" and change.origin in h.summary for h in recent)
+
+
+def test_a_removed_model_shows_where_its_state_came_from(fleet: Any) -> None:
+    a, a_calls, _ = fleet()
+    b_rt, b_calls, b_remote = fleet()
+    wait_up(a)
+    wait_up(b_rt)
+    a_calls.script("gone", Fail(404, b.OPENAI_MODEL_MISSING), Reply())
+    a.complete(request("openai/gone", "claude/sonnet"))
+    b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
+    health = b_rt.health()["openai/gone"]
+    assert health.state is HealthState.COOLING
+    assert health.origin is not None and health.shared_link is True
+    assert a.health()["openai/gone"].origin is None  # A's own state
+    served = b_rt.complete(request("openai/gone", "claude/sonnet")).served_by
+    assert served.model == "claude/sonnet"
+    assert b_calls.calls_to("gone") == []
+
+
+def test_only_the_lease_holder_probes_when_a_shared_cooldown_ends(fleet: Any) -> None:
+    a, a_calls, _ = fleet(probe_grace=30.0)
+    b_rt, b_calls, b_remote = fleet(probe_grace=30.0)
+    wait_up(a)
+    wait_up(b_rt)
+    a_calls.script("gone", Fail(404, b.OPENAI_MODEL_MISSING), Reply())
+    a.complete(request("openai/gone", "claude/sonnet"))
+    cooled = b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
+    # Past the cooldown's end B still leaves the probe to A, which holds the lease.
+    row = b_rt.inspect().actor("health").state["models"][0]
+    assert row["model"] == "openai/gone"
+    done = threading.Event()
+    done.wait(max(0.0, cooled.until - b_rt._clock.now()) + 0.05)  # the cooldown is 0.3 s
+    assert b_rt.complete(request("openai/gone", "claude/sonnet")).served_by.model == "claude/sonnet"
+    assert b_calls.calls_to("gone") == []
+    # A probes; its success reaches B, which then calls the model again.
+    assert a.complete(request("openai/gone", "claude/sonnet")).served_by.model == "openai/gone"
+    b_remote.next(lambda e: isinstance(e, ModelChange) and e.state is HealthState.HEALTHY)
+    assert b_rt.complete(request("openai/gone")).served_by.model == "openai/gone"
+
+
+def test_a_corrupt_or_foreign_value_is_ignored_with_one_warning(
+    fleet: Any, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, a_calls, _ = fleet()
+    b_rt, _, b_remote = fleet()
+    wait_up(a)
+    wait_up(b_rt)
+    raw = redis_server.client()
+    raw.hset("t:state:model:openai/x", "someone", b"\xff not json")
+    raw.sadd("t:index", "model:openai/x")
+    with caplog.at_level(logging.WARNING, logger="switchover.shared"):
+        for junk in (b"\xff", b"[1]", b'{"v": 9}', b'{"v":1,"origin":"o","target":"t","at":1e400}'):
+            raw.publish("t:events", junk)
+            raw.publish("t:events", junk)
+        # Still subscribed: a real transition afterwards arrives.
+        a_calls.script("gone", Fail(404, b.OPENAI_MODEL_MISSING), Reply())
+        a.complete(request("openai/gone", "claude/sonnet"))
+        b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
+    assert b_rt.inspect(ask=False).actor("shared").state["ignored"] == 8
+    warnings = [r for r in caplog.records if "ignored a shared value" in r.getMessage()]
+    assert len(warnings) == 2 * 4  # once per distinct problem in each process
+    assert all(a.is_alive() for a in [t for t in threading.enumerate() if "health" in t.name])
+    assert b_rt.health()["openai/gone"].state is HealthState.COOLING
+
+
+def test_redis_killed_under_load_fails_no_request_and_resyncs_on_return(
+    fleet: Any, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, a_calls, _ = fleet(missing=60.0)
+    b_rt, _, b_remote = fleet(missing=60.0)
+    wait_up(a)
+    wait_up(b_rt)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    served = [0]
+
+    def load(rt: Runtime) -> None:
+        while not stop.is_set():
+            try:
+                rt.complete(request("openai/gpt-4o"))
+                served[0] += 1
+            except BaseException as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=load, args=(rt,)) for rt in (a, b_rt) for _ in range(4)]
+    with caplog.at_level(logging.WARNING, logger="switchover.shared"):
+        for thread in threads:
+            thread.start()
+        redis_server.kill()
+        wait_up(a, False)
+        wait_up(b_rt, False)
+        assert (
+            b_rt.health()["openai/gone"].shared_link is False
+            if "openai/gone" in b_rt.health()
+            else True
+        )
+        status = a.inspect().actor("shared").state
+        assert status["up"] is False and "ConnectionError" in status["last_error"]
+        # A learns something while Redis is down: it must reach B once Redis is back.
+        a_calls.script("gone", Fail(404, b.OPENAI_MODEL_MISSING), Reply())
+        a.complete(request("openai/gone", "claude/sonnet"))
+        redis_server.start()  # empty: it kept nothing
+        change = b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
+        wait_up(a)
+        wait_up(b_rt)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=CROSS)
+    assert errors == []
+    assert served[0] > 0
+    assert change.state is HealthState.COOLING
+    downs = [r for r in caplog.records if "is down" in r.getMessage()]
+    assert len(downs) == 2  # once per process, however many operations failed
+    assert "up again" in caplog.text
+
+
+def test_redis_down_at_start_then_up(redis_server: Any, fleet: Any) -> None:
+    redis_server.kill()
+    a, _, _ = fleet()
+    assert a.complete(request("openai/gpt-4o")).text == "ok"
+    wait_up(a, False)
+    redis_server.start()
+    wait_up(a)
+
+
+def _child(url: str, done: Any) -> None:
+    config = make_config(shared=SharedConfig(url=url, namespace="t"))
+    provider = ScriptedProvider()
+    provider.script("gpt-4o", Fail(401, b.OPENAI_BAD_KEY), key=OPENAI_MAIN)
+    with Runtime(config, providers={p.name: provider for p in config.providers}) as rt:
+        rt.complete(Request(model="openai/gpt-4o", messages=MESSAGES))
+        for _ in range(500):  # until the link has written it (bounded)
+            if rt.inspect(ask=False).actor("shared").state["published"]:
+                break
+            threading.Event().wait(0.01)
+    done.put("ok")
+
+
+def test_a_cooldown_crosses_real_processes(fleet: Any, redis_server: Any) -> None:
+    rt, calls, remote = fleet()
+    wait_up(rt)
+    context = multiprocessing.get_context("spawn")
+    done = context.Queue()
+    child = context.Process(target=_child, args=(redis_server.url, done))
+    child.start()
+    try:
+        change = remote.next(lambda e: isinstance(e, KeyChange) and e.profile == "main")
+        assert done.get(timeout=30) == "ok"
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    assert change.origin.split(":")[1] == str(child.pid)
+    assert rt.complete(request("openai/gpt-4o")).served_by.profile == "backup"
+    assert [c.key for c in calls.calls] == [OPENAI_BACKUP]
