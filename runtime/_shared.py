@@ -268,7 +268,7 @@ class SharedLink(Observer):
     def _read_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(self._channel)
                 # Subscribed first, then read: nothing published in between is missed.
@@ -294,7 +294,8 @@ class SharedLink(Observer):
     def _resync(self) -> None:
         """Read every shared hash and deliver the other processes' records, oldest first."""
         client = self._redis()
-        names = sorted(m.decode(errors="replace") for m in client.smembers(self._index))
+        members: set[bytes] = client.smembers(self._index)  # type: ignore[assignment]
+        names = sorted(m.decode(errors="replace") for m in members)
         pipe = client.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(f"{self._prefix}:state:{name}")

@@ -59,7 +59,8 @@ class RedisServer:
 
     def _wait_ready(self) -> None:
         """Read the server's log until it accepts connections, then check with a PING."""
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         selector = selectors.DefaultSelector()
         selector.register(self.process.stdout, selectors.EVENT_READ)
         seen = b""

@@ -230,12 +230,12 @@ def model_remote(row: ModelRow, remote: RemoteModel, now: float, *, grace: float
     ``grace`` as for :func:`key_remote`)."""
     if row.changed_at is not None and remote.at < row.changed_at:
         return row  # old news
-    stamp = {"origin": remote.origin, "changed_at": remote.at}
+    origin, at = remote.origin, remote.at
     if remote.state is HealthState.HEALTHY:
         if row.state is not HealthState.HEALTHY and row.until is not None and now < row.until:
             return row  # never shortens a local cooldown (or a disabled model's wait)
         healed = model_success(row, now, prober=False)  # keeps a live local probe lease
-        return row if healed == row else attrs.evolve(healed, **stamp)
+        return row if healed == row else attrs.evolve(healed, origin=origin, changed_at=at)
     if remote.state is HealthState.PROBING:
         # On probation elsewhere: skip it here too until that holder's lease runs out.
         if row.state is not HealthState.HEALTHY or remote.probe_until is None:
@@ -246,7 +246,8 @@ def model_remote(row: ModelRow, remote: RemoteModel, now: float, *, grace: float
             until=now,
             probe_until=max(remote.probe_until, row.probe_until or remote.probe_until),
             probe_holder=None,
-            **stamp,
+            origin=origin,
+            changed_at=at,
         )
     assert remote.until is not None
     stricter = remote.state is HealthState.DISABLED and row.state is not HealthState.DISABLED
@@ -265,7 +266,8 @@ def model_remote(row: ModelRow, remote: RemoteModel, now: float, *, grace: float
                 if remote.state is HealthState.DISABLED
                 else None
             ),
-            **stamp,
+            origin=origin,
+            changed_at=at,
         )
     if remote.prober is not None:
         assert row.until is not None

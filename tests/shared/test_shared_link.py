@@ -126,7 +126,8 @@ def test_a_removed_model_shows_where_its_state_came_from(fleet: Any) -> None:
     b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
     health = b_rt.health()["openai/gone"]
     assert health.state is HealthState.COOLING
-    assert health.origin is not None and health.shared_link is True
+    assert health.origin is not None
+    assert health.shared_link is True
     assert a.health()["openai/gone"].origin is None  # A's own state
     served = b_rt.complete(request("openai/gone", "claude/sonnet")).served_by
     assert served.model == "claude/sonnet"
@@ -211,7 +212,8 @@ def test_redis_killed_under_load_fails_no_request_and_resyncs_on_return(
             else True
         )
         status = a.inspect().actor("shared").state
-        assert status["up"] is False and "ConnectionError" in status["last_error"]
+        assert status["up"] is False
+        assert "ConnectionError" in status["last_error"]
         # A learns something while Redis is down: it must reach B once Redis is back.
         a_calls.script("gone", Fail(404, b.OPENAI_MODEL_MISSING), Reply())
         a.complete(request("openai/gone", "claude/sonnet"))
