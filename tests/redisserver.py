@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -24,18 +25,20 @@ def free_port() -> int:
 class RedisServer:
     """``start()`` / ``kill()`` / ``start()`` again on the same port and directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary = binary
         self.directory = directory
         self.port = free_port()
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -51,6 +54,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                *(("--requirepass", self.password) if self.password else ()),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -72,7 +76,7 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited: {seen[-500:]!r}")
             seen += chunk
         selector.close()
-        client = redis.Redis(port=self.port, socket_timeout=READY_TIMEOUT)
+        client = self.client()
         assert client.ping()
         client.close()
 
@@ -84,5 +88,15 @@ class RedisServer:
             self.process.stdout.close()
             self.process = None
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, as in a
+        network partition."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=READY_TIMEOUT)
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=READY_TIMEOUT)

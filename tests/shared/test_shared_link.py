@@ -271,3 +271,64 @@ def test_a_cooldown_crosses_real_processes(fleet: Any, redis_server: Any) -> Non
     assert change.origin.split(":")[1] == str(child.pid)
     assert rt.complete(request("openai/gpt-4o")).served_by.profile == "backup"
     assert [c.key for c in calls.calls] == [OPENAI_BACKUP]
+
+
+def test_a_frozen_redis_slows_no_request_and_the_link_comes_back(
+    fleet: Any, redis_server: Any
+) -> None:
+    """SIGSTOP: connections stay open and nothing answers (a partition, or a stuck server)."""
+    a, a_calls, _ = fleet(missing=60.0)
+    b_rt, _, b_remote = fleet(missing=60.0)
+    wait_up(a)
+    wait_up(b_rt)
+    redis_server.pause()
+    try:
+        # A's change must be written while Redis hangs: requests must not notice.
+        a_calls.script("gone", Fail(404, b.OPENAI_MODEL_MISSING), Reply())
+        slowest = 0.0
+        for _ in range(50):
+            began = threading.Event()
+            clock = a._clock
+            start = clock.now()
+            a.complete(request("openai/gone", "claude/sonnet"))
+            slowest = max(slowest, clock.now() - start)
+            began.set()
+        wait_up(a, False)
+    finally:
+        redis_server.resume()
+    # Generous: a request that waited on Redis would take the link's 0.25 s timeout.
+    assert slowest < 0.2
+    change = b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
+    assert change.state is HealthState.COOLING
+    wait_up(a)
+
+
+def test_the_redis_password_never_shows(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from redisserver import RedisServer
+
+    password = "Pw-Quokka-7781-Zephyr"
+    server = RedisServer(tmp_path, password=password)
+    server.start()
+    config = make_config(shared=SharedConfig(url=server.url, namespace="t"))
+    wrong = make_config(
+        shared=SharedConfig(url=server.url.replace(password, "nope"), namespace="t")
+    )
+    provider = ScriptedProvider()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            with Runtime(config, providers={p.name: provider for p in config.providers}) as rt:
+                wait_up(rt)
+                server.kill()
+                wait_up(rt, False)
+                seen = [repr(rt), repr(rt.config), str(rt.inspect().to_dict()), str(rt.health())]
+            with Runtime(wrong, providers={p.name: provider for p in wrong.providers}) as rt:
+                server.start()
+                wait_up(rt, False)
+                status = rt.inspect().actor("shared").state
+                assert "AuthenticationError" in str(status["last_error"])
+                seen.append(str(status))
+    finally:
+        server.kill()
+    seen.append(caplog.text)
+    assert "is down" in caplog.text
+    assert all(password not in text for text in seen)
