@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import queue
+import random
 import shutil
 import socket
 import statistics
@@ -123,6 +124,8 @@ def process_main(spec: dict[str, Any], ready: Any, start: Any, t0: Any, results:
             while time.time() < stop_at:
                 n += 1
                 model = "p/gone" if n % 2 else "p/ok"
+                if spec["solo"] and n % 4 == 0:
+                    model = "p/solo"  # a model only this process asks for
                 began = time.time()
                 try:
                     rt.complete(Request(model=model, messages=MESSAGES, fallback_models=("p/ok",)))
@@ -138,7 +141,13 @@ def process_main(spec: dict[str, Any], ready: Any, start: Any, t0: Any, results:
             thread.join()
         origin = rt.inspect(ask=False).actors[-1].state.get("origin")
     results.put(
-        {"origin": origin, "changes": changes.rows, "latencies": latencies, "errors": errors}
+        {
+            "origin": origin,
+            "solo": spec["solo"],
+            "changes": changes.rows,
+            "latencies": latencies,
+            "errors": errors,
+        }
     )
 
 
@@ -223,16 +232,20 @@ def run(
             return Fail(429, LIMIT, headers={"retry-after": "30"})
         if request.key == KEYS["flap"] and at >= onsets.get("flap", float("inf")):
             return Fail(429, LIMIT, headers={"retry-after": "0"})
-        return None
+        if request.model == "solo" and at >= onsets.get("solo", float("inf")):
+            return Fail(404, MISSING)
+        # Answers take call_ms +-50 %, so the callers do not march in step.
+        return Reply(delay=rng.uniform(0.5, 1.5) * call_ms / 1000)
 
     server.rule(fault)
     warmup = 0.5  # the load runs a moment before the first fault
+    rng = random.Random(1)
     if outage is None:
         schedule = {"revoked": 1.0, "gone": 2.0, "org": 3.0, "flap": 4.0}
         length = 7.0
         profiles = ("revoked", "org", "flap", "good")
     else:
-        schedule = {"revoked": 2.0 + outage / 2}
+        schedule = {"revoked": 2.0, "solo": 1.0 + outage / 2}
         length = 4.0 + outage
         profiles = ("revoked", "good")
     context = multiprocessing.get_context("spawn")
@@ -246,8 +259,10 @@ def run(
         "length": length,
     }
     children = [
-        context.Process(target=process_main, args=(spec, ready, start, begin, results))
-        for _ in range(processes)
+        context.Process(
+            target=process_main, args=({**spec, "solo": i == 0}, ready, start, begin, results)
+        )
+        for i in range(processes)
     ]
     for child in children:
         child.start()
@@ -289,6 +304,7 @@ def run(
         name: {
             "onset": sum(1 for c in found if c.request.at < onsets[name] + burst),
             "total": len(found),
+            "first_ms": [round(1000 * (c.request.at - onsets[name]), 1) for c in found[:6]],
         }
         for name, found in failing.items()
         if name in onsets
@@ -356,13 +372,14 @@ def _propagation(collected: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _converged(collected: list[dict[str, Any]], returned: float) -> float | None:
-    """Milliseconds after Redis returned until every process had the revoked key cooling."""
+    """Milliseconds after Redis returned until every other process had the model that only
+    one process asked for (and saw fail while Redis was down) cooling too."""
     latest = 0.0
-    for r in collected:
+    for r in (r for r in collected if not r["solo"]):
         times = [
             wall
-            for wall, target, _, until in r["changes"]
-            if target == "key:revoked" and until is not None
+            for wall, target, origin, until in r["changes"]
+            if target == "model:p/solo" and origin is not None and until is not None
         ]
         if not times:
             return None  # never converged
@@ -375,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds Redis is down")
-    parser.add_argument("--call-ms", type=float, default=50.0, help="each answer's delay")
+    parser.add_argument("--call-ms", type=float, default=200.0, help="mean answer delay")
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
     redis = RedisServer()
