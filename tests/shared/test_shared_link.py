@@ -8,7 +8,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import bodies as b
@@ -83,18 +83,18 @@ def fleet(redis_server: Any) -> Iterator[Callable[..., tuple[Runtime, ScriptedPr
         rt.stop()
 
 
-def link_up(rt: Runtime) -> bool:
-    return bool(rt.inspect(ask=False).actor("shared").state["up"])
+def wait_for(rt: Runtime, what: str, ok: Callable[[Mapping[str, Any]], bool]) -> None:
+    """The link's status is polled: it changes on the link's threads (bounded)."""
+    pause = threading.Event()
+    for _ in range(int(CROSS / 0.01)):
+        if ok(rt.inspect(ask=False).actor("shared").state):
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"the shared link never became {what}")
 
 
 def wait_up(rt: Runtime, up: bool = True) -> None:
-    """The link's state is polled: it changes on the link's threads (bounded, no sleep)."""
-    done = threading.Event()
-    for _ in range(int(CROSS / 0.01)):
-        if link_up(rt) is up:
-            return
-        done.wait(0.01)
-    raise AssertionError(f"the shared link never became {'up' if up else 'down'}")
+    wait_for(rt, "up" if up else "down", lambda status: status["up"] is up)
 
 
 def test_a_revoked_key_in_one_process_is_skipped_by_the_other(fleet: Any) -> None:
@@ -321,9 +321,9 @@ def test_the_redis_password_never_shows(tmp_path: Any, caplog: pytest.LogCapture
                 seen = [repr(rt), repr(rt.config), str(rt.inspect().to_dict()), str(rt.health())]
             with Runtime(wrong, providers={p.name: provider for p in wrong.providers}) as rt:
                 server.start()
-                wait_up(rt, False)
+                wait_for(rt, "refused", lambda s: "AuthenticationError" in str(s["last_error"]))
                 status = rt.inspect().actor("shared").state
-                assert "AuthenticationError" in str(status["last_error"])
+                assert status["up"] is False
                 seen.append(str(status))
     finally:
         server.kill()
