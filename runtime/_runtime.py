@@ -120,7 +120,9 @@ class Runtime:
         self._pid = os.getpid()
         #: Shares key and model state with other processes (None: learn alone).
         self._link = _shared_link(config, self._clock, self._rng)
-        watching = Observers([*observers, *([self._link] if self._link else [])])
+        watching = Observers(observers)
+        if self._link is not None:
+            watching = Observers([watching, self._link])
         #: None when nobody watches: every site then pays one ``is None`` test.
         self._observer: Observer | None = watching if watching else None
         self._debug_servers: list[DebugServer] = []
