@@ -278,8 +278,9 @@ def test_a_frozen_redis_slows_no_request_and_the_link_comes_back(
     fleet: Any, redis_server: Any
 ) -> None:
     """SIGSTOP: connections stay open and nothing answers (a partition, or a stuck server)."""
-    a, a_calls, _ = fleet(missing=60.0)
-    b_rt, _, b_remote = fleet(missing=60.0)
+    # A long Redis timeout: a request that waited on Redis would take all of it.
+    a, a_calls, _ = fleet(missing=60.0, timeout=2.0)
+    b_rt, _, b_remote = fleet(missing=60.0, timeout=2.0)
     wait_up(a)
     wait_up(b_rt)
     redis_server.pause()
@@ -294,8 +295,7 @@ def test_a_frozen_redis_slows_no_request_and_the_link_comes_back(
         wait_up(a, False)
     finally:
         redis_server.resume()
-    # Generous: a request that waited on Redis would take the link's 0.25 s timeout.
-    assert slowest < 0.2
+    assert slowest < 1.0  # generous: catches a wait on Redis (2 s), not a slow machine
     change = b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
     assert change.state is HealthState.COOLING
     wait_up(a)
