@@ -58,15 +58,28 @@ RECENT = 32
 #: The threads wait in real time, whatever clock converts the deadlines.
 _REAL = SystemClock()
 
-# Exactly one process holds a target's probe lease; every caller learns who does.
-_LEASE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
-return redis.call('GET', KEYS[1])
-"""
-# A recovery frees the lease, if this process holds it.
-_FREE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+# One round trip per transition: take (or free) the probe lease, name the holder in the
+# record, store it and publish it. Exactly one process holds a lease: SET NX PX.
+_PUBLISH = """
+local holder = false
+if ARGV[2] == 'take' then
+  if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
+    holder = ARGV[1]
+  else
+    holder = redis.call('GET', KEYS[1])
+  end
+elseif ARGV[2] == 'free' and redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+local value = ARGV[4]
+if holder then
+  value = string.sub(value, 1, -2) .. ',"prober":' .. cjson.encode(holder) .. '}'
+end
+redis.call('HSET', KEYS[2], ARGV[1], value)
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('PUBLISH', ARGV[6], value)
+return holder
 """
 
 
@@ -143,6 +156,8 @@ class SharedLink(Observer):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        # EVALSHA, loading the script again after a restart of Redis.
+        self._publish = self._client.register_script(_PUBLISH)
         for name, loop in (("writer", self._write_loop), ("subscriber", self._read_loop)):
             thread = threading.Thread(target=loop, name=f"switchover-shared-{name}", daemon=True)
             thread.start()
@@ -237,30 +252,35 @@ class SharedLink(Observer):
                 self._latest[slot] = record
 
     def _write(self, record: Remote) -> None:
-        client = self._redis()
         now, wall = self._clock.now(), self._clock.wall()
         kind, target = _slot(record)
-        lease = f"{self._prefix}:lease:{kind}:{target}"
         until = _cooldown_end(record)
+        mode, ttl = "keep", 0
         if until is not None and until > now:
             # The first to cool the target probes it when the cooldown ends.
-            ttl = max(1, round((until - now + self.shared.probe_grace) * 1000))
-            holder = client.eval(_LEASE, 1, lease, self.origin, ttl)
-            prober = holder.decode() if isinstance(holder, bytes) else self.origin
-            record = attrs.evolve(record, prober=prober)
-            if prober != self.origin:
-                # Another process probes it: this one leaves the probe to that one too.
-                self._hand(attrs.evolve(record, origin=prober))
+            mode, ttl = "take", max(1, round((until - now + self.shared.probe_grace) * 1000))
         elif _recovered(record):
-            client.eval(_FREE, 1, lease, self.origin)
-        value = encode(record, now=now, wall=wall)
-        state = f"{self._prefix}:state:{kind}:{target}"
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(state, self.origin, value)
-        pipe.expire(state, RETENTION)
-        pipe.sadd(self._index, f"{kind}:{target}")
-        pipe.publish(self._channel, value)
-        pipe.execute()
+            mode = "free"
+        holder = self._publish(
+            keys=[
+                f"{self._prefix}:lease:{kind}:{target}",
+                f"{self._prefix}:state:{kind}:{target}",
+                self._index,
+            ],
+            args=[
+                self.origin,
+                mode,
+                ttl,
+                encode(record, now=now, wall=wall),
+                f"{kind}:{target}",
+                self._channel,
+                RETENTION,
+            ],
+        )
+        if isinstance(holder, bytes) and holder.decode() != self.origin:
+            # Another process probes it: this one leaves the probe to that one too.
+            prober = holder.decode()
+            self._hand(attrs.evolve(record, origin=prober, prober=prober))
         self._counts["published"] += 1
 
     # -- the subscriber thread -----------------------------------------------------------------

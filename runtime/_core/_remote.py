@@ -78,7 +78,6 @@ def encode(record: Remote, *, now: float, wall: float) -> str:
         "target": record.target,
         "at": to_wall(record.at),
         "kind": None if record.kind is None else str(record.kind),
-        "prober": record.prober,
     }
     if isinstance(record, RemoteKey):
         fields |= {
@@ -94,6 +93,8 @@ def encode(record: Remote, *, now: float, wall: float) -> str:
             "count": record.count,
             "probe_until": to_wall(record.probe_until),
         }
+    if record.prober is not None:  # else the shared link adds the lease holder's id
+        fields["prober"] = record.prober
     return json.dumps(fields, separators=(",", ":"))
 
 

@@ -113,7 +113,6 @@ def test_the_wire_form_holds_no_error_text() -> None:
         "target",
         "at",
         "kind",
-        "prober",
         "type",
         "state",
         "until",
