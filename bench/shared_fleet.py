@@ -329,6 +329,16 @@ def run(
     else:
         report["failing_calls"] = waste
         report["outage_s"] = outage
+        # Requests that began while Redis was down (the same window in the run without it).
+        down_from, down_to = t0 + 1.0, t0 + 1.0 + outage
+        during = [
+            lat for r in collected for began, lat in r["latencies"] if down_from <= began < down_to
+        ]
+        report["during_outage"] = {
+            "requests": len(during),
+            "p50_ms": round(1000 * statistics.median(during), 2) if during else None,
+            "p99_ms": round(1000 * _pct(during, 0.99), 2) if during else None,
+        }
         report["redis_killed_at_s"] = round(killed - t0, 3) if killed else None
         report["converged_after_return_ms"] = (
             _converged(collected, returned) if shared and returned else None
@@ -394,12 +404,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage", type=float, default=10.0, help="seconds Redis is down")
     parser.add_argument("--call-ms", type=float, default=200.0, help="mean answer delay")
     parser.add_argument("--json", help="also write the report to this file")
+    parser.add_argument("--only", choices=("faults", "outage"), help="run one scenario")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each pair")
     args = parser.parse_args(argv)
     redis = RedisServer()
     redis.start()
     reports = []
     try:
-        for outage in (None, args.outage):
+        scenarios = {"faults": None, "outage": args.outage}
+        chosen = [scenarios[args.only]] if args.only else list(scenarios.values())
+        for outage in [o for o in chosen for _ in range(args.repeat)]:
             for shared in (False, True):
                 if outage is not None and redis.process is None:
                     redis.start()
