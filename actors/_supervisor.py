@@ -92,7 +92,6 @@ class Supervisor:
         context = Context(
             clock=clock, on_crash=self._report_crash, redact=self.redact, observer=observer
         )
-        lease = config.request_timeout
         for provider in config.providers:
             for profile, key in provider.profiles.items():
                 self._add(
@@ -107,7 +106,6 @@ class Supervisor:
                         profile=profile,
                         key=key,
                         cooldown=config.cooldown,
-                        lease=lease,
                         rng=rng,
                     ),
                 )
@@ -116,7 +114,7 @@ class Supervisor:
             "health",
             {},
             table_view,
-            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown, lease=lease),
+            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown),
         )
 
         def start_chain(cell: Cell) -> pykka.ActorRef[Any]:

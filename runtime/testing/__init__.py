@@ -32,6 +32,8 @@ from ._history import RULES as RULES
 from ._history import History as History
 from ._history import Violation as Violation
 from ._history import check as check
+from ._inject import inject_crash as inject_crash
+from ._inject import inject_hold as inject_hold
 from ._script import Cut as Cut
 from ._script import Fail as Fail
 from ._script import Hang as Hang
@@ -83,5 +85,7 @@ __all__ = [
     "connect_blackhole",
     "failure",
     "fleet_config",
+    "inject_crash",
+    "inject_hold",
     "random_faults",
 ]
