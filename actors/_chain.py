@@ -35,7 +35,8 @@ from .._core._redact import Redactor, redacted_traceback
 from .._core._types import Attempt, Event, ServedBy
 from .._core._vocab import ErrorKind, HealthState
 from ..providers._seam import EventStream, Provider, ProviderCall, ProviderFailure
-from ._base import Cell, Context, SwitchoverActor
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
 from ._directory import HEALTH, Directory, profile_name
 from ._report import model_report
 from .messages import (
@@ -99,14 +100,14 @@ def chain_view(status: ChainStatus, now: float) -> Mapping[str, Any]:
     }
 
 
-class ChainActor(SwitchoverActor):
+class ChainActor(SwitchoverActor[ChainStatus]):
     """One request at a time: permits, provider calls, in-place retries, outcomes."""
 
     kind = "chain"
 
     def __init__(
         self,
-        cell: Cell,
+        cell: Cell[ChainStatus],
         context: Context,
         *,
         config: Config,
@@ -211,9 +212,7 @@ class _Walk:
         if isinstance(end, NextModel) and end.report is not None:
             outcome = KeyFailed(end.report)
         model = self.entry.key
-        report = model_report(
-            model, outcome, probe=self.probe, table=self.directory.cell(HEALTH).state
-        )
+        report = model_report(model, outcome, probe=self.probe, table=self.directory.health_table())
         if report is not None:
             self._tell(HEALTH, report)
         return end if isinstance(end, Failed) else None
@@ -221,7 +220,7 @@ class _Walk:
     def _admit(self, now: float) -> bool:
         """Whether the model may be called: open, or this walk got its probe (else skipped)."""
         entry = self.entry
-        row = self.directory.cell(HEALTH).state.get(entry.key)
+        row = self.directory.health_table().get(entry.key)
         if row is None or self._model_open(now):
             return True
         if model_gate(row, now) == "cooling":
@@ -244,10 +243,11 @@ class _Walk:
         key_failure: Failure | None = None  # the model hears it if no profile is left
         for profile, key in provider_config.profiles.items():
             name = profile_name(self.entry.provider, profile)
-            state = self.directory.cell(name).state
+            state = self.directory.key_state(name)
             now = self.clock.now()
             gate = key_gate(state, now)
             if gate == "cooling":
+                assert state.cooldown_until is not None  # a cooling key has a deadline
                 self._skip(profile, f"key cooling for {state.cooldown_until - now:.1f}s")
                 continue
             held = False  # holds the probe of a key whose cooldown ended, until an outcome
@@ -334,7 +334,7 @@ class _Walk:
         call: another request may have cooled it since the entry began). The probe holder
         may call a model whose wait is over; a model on probation (another request is
         retrying it in place) stays open to requests with no entry after it."""
-        row = self.directory.cell(HEALTH).state.get(self.entry.key)
+        row = self.directory.health_table().get(self.entry.key)
         if row is None:
             return True
         if self.probe and row.probe_holder != self.run_msg.request_id:
@@ -359,7 +359,7 @@ class _Walk:
 
     def _key_open(self, name: str, now: float, *, held: bool) -> bool:
         """Re-read just before a call: another request's failure may have cooled the key."""
-        gate = key_gate(self.directory.cell(name).state, now)
+        gate = key_gate(self.directory.key_state(name), now)
         return gate == "ready" or (held and gate == "expired")
 
     def _stopped(self, now: float) -> Failed | None:
@@ -560,7 +560,7 @@ class _Walk:
     def _retry_after(self) -> float | None:
         """Seconds until the soonest chain entry can be called again, if any is cooling."""
         now = self.clock.now()
-        table = self.directory.cell(HEALTH).state
+        table = self.directory.health_table()
         soonest: float | None = None
         for entry in self.run_msg.chain:
             row = table.get(entry.key)
@@ -572,8 +572,7 @@ class _Walk:
             key_ready = min(
                 max(
                     now,
-                    self.directory.cell(profile_name(entry.provider, p)).state.cooldown_until
-                    or now,
+                    self.directory.key_state(profile_name(entry.provider, p)).cooldown_until or now,
                 )
                 for p in provider.profiles
             )

@@ -20,7 +20,9 @@ from .._core._policy import (
     model_view,
 )
 from .._core._snapshot import _plain
-from ._base import Cell, Context, SwitchoverActor
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
+from ._directory import HealthTable
 from .messages import (
     AcquireModel,
     Granted,
@@ -32,15 +34,15 @@ from .messages import (
     SuspectModel,
 )
 
-HealthTable = Mapping[str, ModelRow]
 
-
-class HealthActor(SwitchoverActor):
+class HealthActor(SwitchoverActor[HealthTable]):
     """Owns every model's row; publishes the whole table (immutable) after each change."""
 
     kind = "health"
 
-    def __init__(self, cell: Cell, context: Context, *, cooldown: CooldownConfig) -> None:
+    def __init__(
+        self, cell: Cell[HealthTable], context: Context, *, cooldown: CooldownConfig
+    ) -> None:
         super().__init__(cell, context)
         self._cooldown = cooldown
         self.table: dict[str, ModelRow] = dict(cell.state)

@@ -19,18 +19,19 @@ from .._core._policy import (
     key_success,
 )
 from .._core._redact import fingerprint
-from ._base import Cell, Context, SwitchoverActor
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
 from .messages import AcquireKey, Granted, KeyFailed, KeyReleased, KeySucceeded, Refused, ResetKey
 
 
-class ProfileActor(SwitchoverActor):
+class ProfileActor(SwitchoverActor[KeyState]):
     """Owns one key's state. Never does I/O, never asks another actor."""
 
     kind = "profile"
 
     def __init__(
         self,
-        cell: Cell,
+        cell: Cell[KeyState],
         context: Context,
         *,
         provider: str,
@@ -44,7 +45,7 @@ class ProfileActor(SwitchoverActor):
         self.profile = profile
         self._cooldown = cooldown
         self._rng = rng
-        self.state: KeyState = cell.state
+        self.state = cell.state
 
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"

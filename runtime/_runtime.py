@@ -339,7 +339,7 @@ class Runtime:
         """Every known model's health: configured fallbacks and aliases, and every model
         that has failed. Read from the HealthActor's published table (no message)."""
         supervisor = self._running()
-        table = supervisor.directory.cell(HEALTH).state
+        table = supervisor.directory.health_table()
         models = self._configured_models() | set(table)
         now = self._clock.now()
         return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}

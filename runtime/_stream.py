@@ -139,7 +139,7 @@ class Stream:
             committed.entry.key,
             outcome,
             probe=committed.probe,
-            table=self._directory.cell(HEALTH).state,
+            table=self._directory.health_table(),
         )
         if report is not None:
             self._directory.tell(HEALTH, report)
