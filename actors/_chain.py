@@ -172,6 +172,7 @@ class _Walk:
         self.last = False  # no entry follows this one
         self.probe = False  # this walk holds the entry's single model probe
         self.recovering = False  # ... and was let through as the probe after a cooldown
+        self.dropped = False  # max_tokens was dropped for this model
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -201,7 +202,7 @@ class _Walk:
         stopped = self._stopped(now)
         if stopped is not None:
             return stopped
-        self.probe = False
+        self.probe = self.dropped = False
         if not self._admit(now):
             return None
         self.recovering = self.probe
@@ -270,7 +271,6 @@ class _Walk:
     ) -> Committed | Failed | NextModel | NextProfile | None:
         """Call one key, retrying in place as decided; None: go on to the next key."""
         retries = 0
-        max_tokens = self.request.max_tokens
         try:
             while True:
                 gate_at = self.clock.now()
@@ -283,6 +283,7 @@ class _Walk:
                 if not self._key_open(name, gate_at, held=held):
                     self._skip(profile, "key cooled down by another request")
                     return None
+                max_tokens = None if self.dropped else self.request.max_tokens
                 outcome = self._call(profile, key, max_tokens, gate_at=gate_at)
                 held = False  # the call's outcome (or the stream) reports to the key
                 if isinstance(outcome, Committed):
@@ -296,7 +297,7 @@ class _Walk:
                     holds_probe=self.probe,
                     retries=retries,
                     max_tokens_set=self.request.max_tokens is not None,
-                    max_tokens_dropped=max_tokens is None,
+                    max_tokens_dropped=self.dropped,
                 )
                 decision = decide(outcome, standing, self.config.retry)
                 if isinstance(decision, Probation):
@@ -310,7 +311,7 @@ class _Walk:
                     if stopped is not None:
                         return stopped
                 elif isinstance(decision, DropMaxTokens):
-                    max_tokens = None  # for this model only, once
+                    self.dropped = True  # for this model only, once
                 elif isinstance(decision, Reject):
                     return self._fail(
                         RequestRejected(
