@@ -90,7 +90,12 @@ TABLE = [
     pytest.param(
         SERVER, at(holds_probe=True, retries=2), NextModel(SERVER), id="transient-out-of-tries"
     ),
-    pytest.param(SERVER, at(retries=2), NextModel(SERVER), id="transient-out-of-tries-no-probe"),
+    pytest.param(
+        SERVER,
+        at(last_entry=True, retries=2),
+        NextModel(SERVER),
+        id="transient-out-of-tries-no-probe",
+    ),
     # --- probes and probation ---------------------------------------------------------------
     pytest.param(
         SERVER,
