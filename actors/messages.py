@@ -48,15 +48,14 @@ class Inspect:
 
 @attrs.frozen
 class InjectCrash:
-    """Make the receiving actor's handler raise (testing seam: ``switchover.testing.crash``)."""
+    """Make the handler raise (testing seam: ``switchover.testing.inject_crash``)."""
 
     reason: str = "injected crash"
 
 
 @attrs.frozen
 class InjectHold:
-    """Keep the receiving actor in its handler until ``release`` is set; it sets ``entered``
-    once held (testing seam: ``switchover.testing.hold``)."""
+    """Set ``entered``, then stay in the handler until ``release`` is set (testing seam)."""
 
     release: threading.Event = attrs.field(eq=False, repr=False)
     entered: threading.Event = attrs.field(factory=threading.Event, eq=False, repr=False)
@@ -64,16 +63,14 @@ class InjectHold:
 
 @attrs.frozen
 class AcquireKey:
-    """Ask for a key whose cooldown ended; the permit holds until ``lease_until`` (clock time)
-    unless an outcome comes back first."""
+    """Ask for a key whose cooldown ended, leased until ``lease_until`` (clock time)."""
 
     lease_until: float
 
 
 @attrs.frozen
 class AcquireModel:
-    """Ask to let one probe through a model whose cooldown ended; ``holder`` is the asking
-    request's id, ``lease_until`` as for :class:`AcquireKey`."""
+    """Ask to probe a model whose cooldown ended, as request ``holder``, until ``lease_until``."""
 
     model: str
     lease_until: float
@@ -82,8 +79,7 @@ class AcquireModel:
 
 @attrs.frozen
 class SuspectModel:
-    """Ask to put a healthy model on probation after a transient failure, with the asker
-    (``holder``) as its probe holder until ``lease_until``."""
+    """Ask to put a healthy model on probation after ``failure``, ``holder`` its probe holder."""
 
     model: str
     failure: Failure = attrs.field(repr=_failure_repr)
@@ -93,20 +89,16 @@ class SuspectModel:
 
 @attrs.frozen
 class Granted:
-    """Answer to an acquire or suspect: go ahead; ``probe``: the asker now holds the single
-    probe (of a key or model whose cooldown ended, or of a model on probation)."""
+    """A permit: go ahead; ``probe``: the asker now holds the key's or model's single probe."""
 
     probe: bool
 
 
 @attrs.frozen
 class Refused:
-    """Answer to an acquire or suspect: skip it, for ``reason``."""
+    """No permit: skip the key or model, for ``reason``."""
 
     reason: str
-
-
-Permit = Granted | Refused
 
 
 @attrs.frozen
@@ -141,7 +133,7 @@ def _health_kind(_: object, __: attrs.Attribute[Failure], failure: Failure) -> N
 
 @attrs.frozen
 class ModelSucceeded:
-    """A call on the model succeeded; ``probe``: it was the probe holder's."""
+    """A call on the model succeeded; ``probe``: the probe holder's call."""
 
     model: str
     probe: bool
@@ -149,7 +141,7 @@ class ModelSucceeded:
 
 @attrs.frozen
 class ModelFailed:
-    """A failure that counts against the model (a health kind); ``probe`` as above."""
+    """A call on the model failed with a health kind; ``probe``: the probe holder's call."""
 
     model: str
     failure: Failure = attrs.field(repr=_failure_repr, validator=_health_kind)
@@ -187,8 +179,7 @@ class RunRequest:
 
 @attrs.frozen(eq=False)
 class Committed:
-    """The walk's answer when an attempt committed: the live stream moves to the caller, who
-    reports its outcome (``probe``: the call holds the model's probe)."""
+    """An attempt committed: its live stream (and its outcome's report) moves to the caller."""
 
     request_id: int
     served_by: ServedBy
@@ -211,13 +202,12 @@ class Failed:
 
 @attrs.frozen
 class ActorCrashed:
-    """An actor's handler raised: ``urn`` is the crashed incarnation, ``pending`` the pykka
-    envelopes still queued for it, for the supervisor to hand to its replacement."""
+    """Incarnation ``urn`` of actor ``name`` crashed; ``pending``: its queued envelopes."""
 
     name: str
     error: str
     urn: str
-    pending: tuple[Any, ...] = attrs.field(default=(), repr=False)
+    pending: tuple[Any, ...] = attrs.field(repr=False)
 
 
 @attrs.frozen
