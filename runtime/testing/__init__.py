@@ -1,4 +1,5 @@
-"""switchover's test kit: a fake clock, a scripted provider, a fake server, the history checker.
+"""switchover's test kit: a fake clock, a scripted provider, a fake server, the history checker,
+and crash and hold injection into a running runtime's actors (``inject_crash``, ``inject_hold``).
 
 Both fakes play the same steps (``Reply``, ``Fail``, ``StreamError``, ``Cut``, ``Hang``,
 ``Refuse``); the server adds the hostile answers only HTTP can give.
