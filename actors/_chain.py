@@ -2,7 +2,9 @@
 
 It is the only actor that asks other actors (for a key or model permit, with a timeout),
 and the only one that blocks on I/O: the provider call it exists for. Everything it learns
-goes back to the owning actors as tells; it keeps no state between requests.
+goes back to the owning actors as tells; it keeps no state between requests. What it does
+after a failed call is not decided here: :func:`switchover._core._decide.decide` says, the
+walk carries it out (``docs/chain-decisions.md``).
 """
 
 from __future__ import annotations
