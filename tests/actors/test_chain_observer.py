@@ -65,6 +65,7 @@ def test_a_skipped_key_is_not_announced(start: StartRuntime, scripted: ScriptedP
     scripted.script("gpt-4o", Fail(429, b.OPENAI_RATE_LIMIT), key=OPENAI_MAIN)
     rt = start(observers=[calls])
     rt.complete(Request(model=GPT, messages=MESSAGES))  # main cools down
+    flush(rt)  # ... before the next request reads its state
     calls.events.clear()
 
     rt.complete(Request(model=GPT, messages=MESSAGES))
