@@ -198,7 +198,8 @@ def _table(
 ) -> Table:
     table = Table(
         title="switchover bench overhead: median time added over a direct httpx stream",
-        caption=f"{pinning}; ratio = switchover's added time / LiteLLM Router's",
+        caption=pinning
+        + ("; ratio = switchover's added time / LiteLLM Router's" if "litellm" in systems else ""),
     )
     for column in ("threads", "system", "TTFT ms", "added", "TTLT ms", "added", "n"):
         table.add_column(column, justify="left" if column == "system" else "right")
