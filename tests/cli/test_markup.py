@@ -23,6 +23,7 @@ from switchover._cli._inspect import TOKEN_ENV, run_inspect, run_serve_debug
 from switchover._debug import DebugServer
 from switchover.bench import cli as chaos_cli
 from switchover.bench._scenario import parse_scenario
+from switchover.bench._suite import run_suite
 from switchover.bench.baselines import litellm_router
 from switchover.testing import Fail, ScriptedProvider
 
@@ -33,9 +34,11 @@ HI = ({"role": "user", "content": "hi"},)
 #: What the profile and model rows show for the failed call: the key became "[redacted]".
 SHOWN = f"HTTP 500: {HOSTILE} [redacted]"
 
+#: A scenario description: markup, and "$" that matplotlib would read as (broken) mathtext.
+DESCRIPTION = f"{HOSTILE} [/docs/errors] $\\frac{{$"
 SCENARIO = f"""
 name = "markup"
-description = "{HOSTILE} [/docs/errors]"
+description = '{DESCRIPTION}'
 duration = 20
 speedup = 40
 seed = 3
@@ -191,7 +194,7 @@ def test_chaos_list_prints_descriptions_verbatim(
 
     assert main(["chaos", "--list", "--scenario", str(path)]) == 0
 
-    assert capsys.readouterr().out == f"markup: {HOSTILE} [/docs/errors]\n"
+    assert capsys.readouterr().out == f"markup: {DESCRIPTION}\n"
 
 
 def test_chaos_errors_name_the_file_verbatim(
@@ -227,6 +230,17 @@ def test_chaos_progress_table_and_paths_are_verbatim(
     assert switchover_row.startswith(f"│ {name} ")
     assert f"litellm skipped: {litellm_router.NOT_INSTALLED}" in out  # "[bench]" kept
     assert f"report: {out_dir / 'report.json'}" in out
+
+
+def test_chaos_plots_take_the_description_as_text(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from switchover.bench._plots import plot_all
+
+    results = run_suite([parse_scenario(SCENARIO)], ("switchover", "oracle"))
+
+    pngs = plot_all(results, tmp_path)
+
+    assert [p.name for p in pngs] == ["markup.png", "summary.png"]
 
 
 def test_the_plain_install_hints_are_verbatim() -> None:
