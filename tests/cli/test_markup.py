@@ -9,6 +9,7 @@ nothing may crash.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,16 @@ def test_inspect_shows_messages_and_names_verbatim(
     assert SHOWN in model_row
     (profile_row,) = rows(out, "│ openai/main ")
     assert SHOWN in profile_row
+
+
+def test_inspect_json_keeps_them_verbatim(
+    server: DebugServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["inspect", server.url, "--json"]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    (row,) = [m for m in document["models"] if m["model"] == MODEL]
+    assert row["last_error"] == SHOWN
 
 
 @pytest.mark.parametrize("on_a_terminal", [False, True], ids=["pipe", "terminal"])
