@@ -45,9 +45,9 @@ class Remote(Observer):
         if event.origin is not None:
             self.events.put(event)
 
-    def next(self, match: Callable[[Any], bool]) -> Any:
+    def next(self, match: Callable[[Any], bool], timeout: float = CROSS) -> Any:
         while True:
-            event = self.events.get(timeout=CROSS)
+            event = self.events.get(timeout=timeout)
             if match(event):
                 return event
 
@@ -296,7 +296,10 @@ def test_a_frozen_redis_slows_no_request_and_the_link_comes_back(
     finally:
         redis_server.resume()
     assert slowest < 1.0  # generous: catches a wait on Redis (2 s), not a slow machine
-    change = b_remote.next(lambda e: isinstance(e, ModelChange) and e.model == "openai/gone")
+    # Commands sent to the frozen server each wait out the 2 s timeout before reconnecting.
+    change = b_remote.next(
+        lambda e: isinstance(e, ModelChange) and e.model == "openai/gone", timeout=4 * CROSS
+    )
     assert change.state is HealthState.COOLING
     wait_up(a)
 
@@ -313,7 +316,8 @@ def test_the_redis_password_never_shows(tmp_path: Any, caplog: pytest.LogCapture
     )
     provider = ScriptedProvider()
     try:
-        with caplog.at_level(logging.DEBUG):
+        # Everything logged, the switchover loggers included (another test may quiet them).
+        with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="switchover"):
             with Runtime(config, providers={p.name: provider for p in config.providers}) as rt:
                 wait_up(rt)
                 server.kill()
