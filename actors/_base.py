@@ -200,6 +200,11 @@ def redeliver(ref: pykka.ActorRef[Any], pending: Iterable[Any]) -> None:
         ref.actor_inbox.put(envelope)
 
 
+class ActorAborted(Exception):
+    """A handler raised a BaseException that is not an Exception; it ends the actor as a
+    crash (restarted by its supervisor) instead of reaching pykka."""
+
+
 @attrs.frozen
 class Context:
     """What the supervisor hands every actor it starts."""
@@ -250,7 +255,7 @@ class SwitchoverActor(pykka.ThreadingActor):
                 message.release.wait()
                 return None
             return self.handle(message)
-        except Exception as error:
+        except BaseException as error:
             log.error(
                 "%s crashed handling %s: %s",
                 self.cell.name,
@@ -258,13 +263,18 @@ class SwitchoverActor(pykka.ThreadingActor):
                 type(error).__name__,
             )
             self._crash(error)
-            raise
+            if isinstance(error, Exception):
+                raise
+            # pykka answers a BaseException that is not an Exception (SystemExit,
+            # CancelledError, a library's own) by stopping every actor of the process,
+            # other runtimes' included: it leaves this actor as an ordinary crash.
+            raise ActorAborted(f"{self.cell.name}: {type(error).__name__}") from None
         finally:
             cell = self.cell
             cell.processed += 1
             cell.recent.append((message, started, self.clock.now() - started))
 
-    def _crash(self, error: Exception) -> None:
+    def _crash(self, error: BaseException) -> None:
         """Stop taking messages now and report, with everything still queued."""
         # What pykka does for a failed tell, done for a failed ask too. After this no
         # sender can queue anything (refs check actor_stopped first) except one that

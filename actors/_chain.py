@@ -490,7 +490,7 @@ class _Walk:
             failure = attrs.evolve(error.failure, message=self.actor.redact(error.failure.message))
         except StopIteration:
             failure = Failure(kind=ErrorKind.UNKNOWN, message="stream ended before any event")
-        except Exception as error:  # an adapter bug must not kill the walk
+        except BaseException as error:  # an adapter bug must not kill the walk (see _base)
             log.error(
                 "provider %s raised unexpectedly: %s",
                 entry.provider,
@@ -569,7 +569,7 @@ class _Walk:
 def _close(stream: EventStream, redact: Redactor) -> None:
     try:
         stream.close()
-    except Exception as error:  # an adapter bug must not kill the walk
+    except BaseException as error:  # an adapter bug must not kill the walk (see _base)
         log.error("closing a failed provider stream raised: %s", redacted_traceback(error, redact))
 
 
