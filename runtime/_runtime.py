@@ -27,7 +27,7 @@ from ._core._errors import (
 )
 from ._core._observe import Observer, Observers, RequestClosed, RequestOpened, Terminal
 from ._core._policy import HEALTHY, model_view
-from ._core._redact import Redactor
+from ._core._redact import RecordScrubber, Redactor
 from ._core._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._core._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
 from ._debug import DebugServer
@@ -114,6 +114,7 @@ class Runtime:
         #: None when nobody watches: every site then pays one ``is None`` test.
         self._observer: Observer | None = watching if watching else None
         self._debug_servers: list[DebugServer] = []
+        self._scrubber: RecordScrubber | None = None
         # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
         # stuck actor's mailbox from filling with our own inspects. Plain dict operations
         # (atomic); a race only sends one extra Inspect.
@@ -136,6 +137,8 @@ class Runtime:
                 raise RuntimeStoppedError("this runtime was stopped; create a new one")
             self._pid = os.getpid()
             redact = Redactor(self.config.secrets())
+            self._scrubber = RecordScrubber(redact)
+            self._scrubber.install()
             self._providers = {
                 p.name: self._given.get(p.name)
                 or http_provider(
@@ -173,6 +176,8 @@ class Runtime:
                 if name not in self._given:
                     provider.close()
             supervisor.stop()
+            if self._scrubber is not None:
+                self._scrubber.remove()
 
     def __enter__(self) -> Runtime:
         return self.start()

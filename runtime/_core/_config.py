@@ -10,11 +10,12 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from ._errors import ConfigError, RequestRejected
-from ._redact import Redactor, fingerprint
+from ._redact import REDACTED, Redactor, fingerprint
 from ._types import Request
 from ._vocab import ErrorKind
 
@@ -159,13 +160,34 @@ class ProviderConfig:
                 raise ConfigError(
                     f"{where}.profiles.{profile}", "the key must be a non-empty string"
                 )
+            if any(c.isspace() or not c.isprintable() for c in key.strip()):
+                # A line break in a header value is a header injection, and it is echoed
+                # in the transport's errors where no redaction can find the key whole.
+                raise ConfigError(
+                    f"{where}.profiles.{profile}",
+                    "the key contains whitespace or a control character",
+                )
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
-        return (
+        text = (
             f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
-            f"base_url={self.base_url!r}, profiles={{{keys}}})"
+            f"base_url={public_url(self.base_url)!r}, profiles={{{keys}}})"
         )
+        return _redactor(tuple(self.profiles.values())).known(text)
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown: a password and query values replaced (keys go there)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{REDACTED}@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}={REDACTED}" if sep else name
+        for name, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _providers(value: object) -> tuple[ProviderConfig, ...]:
@@ -195,7 +217,7 @@ def _aliases(value: object) -> Mapping[str, str]:
     return dict(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Config:
     """Everything a :class:`Runtime` needs.
 
@@ -239,6 +261,10 @@ class Config:
                 resolve_model(self, name)
             except RequestRejected as error:
                 raise ConfigError(field, str(error)) from None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(Config))
+        return _redactor(self.secrets()).known(f"Config({fields})")
 
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider called ``name``, or None."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -22,12 +23,22 @@ def fingerprint(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
+#: What may stand next to a short key for it to count as a whole token: a key's own
+#: alphabet (letters, digits, ``_-./+~``) glued to it makes it part of a longer word.
+_TOKEN_EDGE = r"[\w./+~-]"
+
+
 class Redactor:
     """Removes known keys (and any 8-character piece of one) plus key-shaped tokens.
 
     Calling it does both, for free text (provider messages, error text). :meth:`known`
     removes only the configured keys, for names and ids whose shape is legitimate (a
     profile may be called ``key_backup``) but which must still never carry a real key.
+
+    A key shorter than :data:`PIECE` (Ollama's documented ``ollama``, a local server's
+    ``x``) guards nothing a substring search could keep: it is removed from free text only
+    where it stands as a whole token, and never from names (a provider called ``ollama``
+    keeps its name).
     """
 
     __slots__ = ("_count", "_pieces", "_short")
@@ -35,7 +46,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         pieces: set[str] = set()
         short: set[str] = set()
-        for secret in secrets:
+        for secret in (s.strip() for s in secrets):  # the wire sends keys stripped
             if len(secret) < PIECE:
                 short.add(secret)
             else:
@@ -45,7 +56,10 @@ class Redactor:
         self._pieces = (
             re.compile("(?=(" + "|".join(map(re.escape, sorted(pieces))) + "))") if pieces else None
         )
-        self._short = tuple(sorted((s for s in short if s), key=len, reverse=True))
+        tokens = "|".join(map(re.escape, sorted((s for s in short if s), key=len, reverse=True)))
+        self._short = (
+            re.compile(f"(?<!{_TOKEN_EDGE})(?:{tokens})(?!{_TOKEN_EDGE})") if tokens else None
+        )
 
     def __repr__(self) -> str:
         return f"Redactor({self._count} pieces)"
@@ -55,14 +69,15 @@ class Redactor:
         text = _KEY_SHAPED.sub(REDACTED, text)
         text = _BEARER.sub(r"\1 " + REDACTED, text)
         text = self.known(text)
+        if self._short is not None:
+            text = self._short.sub(REDACTED, text)
         if limit is not None and len(text) > limit:
             text = text[: limit - 1] + "…"
         return text
 
     def known(self, text: str) -> str:
-        """Return ``text`` with the configured keys, and any piece of one, replaced."""
-        for secret in self._short:
-            text = text.replace(secret, REDACTED)
+        """Return ``text`` with the configured keys, and any piece of one, replaced
+        (short keys excepted, see the class)."""
         if self._pieces is None:
             return text
         hidden = bytearray(len(text))
@@ -99,3 +114,44 @@ def redacted_traceback(error: BaseException, redact: Redactor) -> str:
     """``error`` with its traceback as text, secrets removed: an adapter's own exception
     may quote the key it was handed."""
     return redact("".join(traceback.format_exception(error)).rstrip(), limit=None)
+
+
+#: The loggers of httpx and httpcore: they print URLs and headers, so keys, at INFO/DEBUG.
+TRANSPORT_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+class RecordScrubber(logging.Filter):
+    """Rewrites a log record's message with the secrets removed (it never drops one).
+
+    Installed on :data:`TRANSPORT_LOGGERS` while a runtime runs: a filter on a logger sees
+    only that logger's own records, which is why each one is named.
+    """
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's to report
+            return True
+        clean = self._redact(message, limit=None)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+    def install(self) -> None:
+        for name in TRANSPORT_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def remove(self) -> None:
+        for name in TRANSPORT_LOGGERS:
+            logging.getLogger(name).removeFilter(self)
