@@ -16,7 +16,7 @@ import attrs
 
 from ._errors import ConfigError, RequestRejected
 from ._redact import REDACTED, Redactor, fingerprint
-from ._types import Request
+from ._types import MAX_SECONDS, Request
 from ._vocab import ErrorKind
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -35,6 +35,8 @@ def _positive(field: str, value: object, *, allow_zero: bool = False) -> None:
             f"must be a {'non-negative' if allow_zero else 'positive'} "
             f"finite number, got {value!r}",
         )
+    if value > MAX_SECONDS:
+        raise ConfigError(field, f"must be at most {MAX_SECONDS:g} seconds, got {value!r}")
 
 
 def _number_field(*, allow_zero: bool = False) -> Any:
@@ -279,23 +281,33 @@ class Config:
         cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
     ) -> Config:
         """Load a TOML file; ``${VAR}`` in any string is replaced from ``env`` (os.environ)."""
+        shown = repr(os.fspath(path))
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except OSError as error:
+            raise ConfigError("path", f"cannot read {shown}: {error.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
             raise ConfigError(
-                "path", f"cannot read {os.fspath(path)!r}: {error.strerror}"
+                "toml", f"{shown} is not UTF-8 text (byte {error.start}: {error.reason})"
             ) from None
-        return cls.from_toml_text(text, env=env)
+        return _load(text, env, shown)
 
     @classmethod
     def from_toml_text(cls, text: str, *, env: Mapping[str, str] | None = None) -> Config:
         """Like :meth:`from_toml`, from a string."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError("toml", str(error)) from None
-        data = _expand(data, os.environ if env is None else env, "")
-        return _build(data)
+        return _load(text, env, "the TOML text")
+
+
+def _load(text: str, env: Mapping[str, str] | None, source: str) -> Config:
+    try:
+        data = _expand(tomllib.loads(text), os.environ if env is None else env, "")
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("toml", f"{source}: {error}") from None
+    except RecursionError:
+        raise ConfigError("toml", f"{source}: nested too deeply") from None
+    return _build(data)
 
 
 def _expand(value: object, env: Mapping[str, str], where: str) -> Any:
