@@ -217,6 +217,7 @@ class Supervisor:
         # Queued before the directory points at the new actor, so they come first.
         redeliver(ref, pending)
         self.directory.replace(name, Member(ref=ref, cell=member.cell))
+        self.directory.forward(name)  # what was told to it while it was down
         log.warning("restarted %s (restart %d)", name, member.cell.restarts)
         self._replaced.notify_all()
         if name == SUPERVISOR:

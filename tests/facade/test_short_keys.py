@@ -76,8 +76,9 @@ def test_a_long_key_in_a_model_name_is_still_rejected() -> None:
     config = Config(
         providers=[ProviderConfig(name="p", api="openai", base_url="http://x", profiles={"a": key})]
     )
-    with Runtime(config, providers={"p": HostileProvider()}) as rt, pytest.raises(
-        Exception, match="contains a configured API key"
+    with (
+        Runtime(config, providers={"p": HostileProvider()}) as rt,
+        pytest.raises(Exception, match="contains a configured API key"),
     ):
         rt.complete(Request(model=f"p/{key}", messages=HI))
 

@@ -41,7 +41,7 @@ def test_deeply_nested_toml_is_a_config_error_naming_the_file(tmp_path: Path) ->
 
 def test_non_utf8_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
-    path.write_bytes('chain_workers = 4 # caf\xe9\n'.encode("latin-1"))
+    path.write_bytes("chain_workers = 4 # caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match="latin1.toml.*UTF-8"):
         Config.from_toml(path)
 
@@ -66,14 +66,20 @@ def test_bad_tools_are_refused_by_the_request(tools: list[object]) -> None:
 @pytest.mark.parametrize(
     ("wire", "base", "url"),
     [
-        (OpenAIWire(), "https://h.test/v1?api-version=2", "https://h.test/v1/chat/completions?api-version=2"),
+        (
+            OpenAIWire(),
+            "https://h.test/v1?api-version=2",
+            "https://h.test/v1/chat/completions?api-version=2",
+        ),
         (OpenAIWire(), "https://h.test/v1/?a=1&b=2", "https://h.test/v1/chat/completions?a=1&b=2"),
         (AnthropicWire(), "https://h.test?x=1", "https://h.test/v1/messages?x=1"),
         (AnthropicWire(), "https://h.test/v1?x=1", "https://h.test/v1/messages?x=1"),
         (OpenAIWire(), "https://h.test/v1", "https://h.test/v1/chat/completions"),
     ],
 )
-def test_the_endpoint_path_goes_before_the_base_urls_query(wire: object, base: str, url: str) -> None:
+def test_the_endpoint_path_goes_before_the_base_urls_query(
+    wire: object, base: str, url: str
+) -> None:
     assert wire.url(base) == url  # type: ignore[attr-defined]
 
 
