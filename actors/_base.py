@@ -220,6 +220,10 @@ class SwitchoverActor(pykka.ThreadingActor):
     """Base of the actors: records every message, reports crashes, answers Inspect."""
 
     kind: ClassVar[str]
+    # A process that never calls Runtime.stop() must still exit: the interpreter waits
+    # for non-daemon threads *before* it runs atexit hooks, so the runtime's own exit
+    # hook (which stops the actors cleanly) could never run.
+    use_daemon_thread = True
 
     def __init__(self, cell: Cell, context: Context) -> None:
         super().__init__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import logging
@@ -63,6 +64,9 @@ _FORKED = (
     "this runtime was created in another process; create the Runtime after forking "
     "(its actor threads do not survive os.fork())"
 )
+#: Runtimes started and not stopped yet, stopped by :func:`_stop_at_exit`. Strong
+#: references: a running runtime's actors live on whether or not anyone holds it.
+_RUNNING: set[Runtime] = set()
 _TERMINAL: tuple[tuple[type[BaseException], Terminal], ...] = (
     (RequestRejected, "rejected"),
     (ChainExhausted, "exhausted"),
@@ -155,6 +159,7 @@ class Runtime:
             )
             supervisor.start()
             self._supervisor = supervisor
+            _RUNNING.add(self)
         return self
 
     def stop(self) -> None:
@@ -166,6 +171,7 @@ class Runtime:
         """
         with self._lifecycle:
             self._stopping.set()
+            _RUNNING.discard(self)
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None or os.getpid() != self._pid:
                 return  # a forked child owns none of the parent's threads or sockets
@@ -532,6 +538,17 @@ class Runtime:
         supervisor = self._running()
         supervisor.directory.members[name]  # KeyError for a name no actor has
         supervisor.directory.tell(name, message)
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Stop every runtime still running when the interpreter exits (a script that never
+    called stop(), or died before it did): in-flight requests end typed, threads end."""
+    for runtime in list(_RUNNING):
+        try:
+            runtime.stop()
+        except Exception:  # exiting anyway; one runtime's trouble must not skip the rest
+            log.exception("stopping a runtime at exit failed")
 
 
 def _terminal(error: BaseException) -> Terminal:
