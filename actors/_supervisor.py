@@ -13,7 +13,7 @@ from typing import Any
 import pykka
 
 from .._core._clock import Clock
-from .._core._config import Config
+from .._core._config import Config, configured_models
 from .._core._observe import Observer
 from .._core._policy import KeyState
 from .._core._redact import Redactor
@@ -116,7 +116,9 @@ class Supervisor:
             "health",
             {},
             table_view,
-            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown, lease=lease),
+            lambda cell: HealthActor.start(
+                cell, context, cooldown=config.cooldown, lease=lease, keep=configured_models(config)
+            ),
         )
 
         def start_chain(cell: Cell) -> pykka.ActorRef[Any]:

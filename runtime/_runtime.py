@@ -18,7 +18,7 @@ import attrs
 import pykka
 
 from ._core._clock import Clock, SystemClock, default_rng
-from ._core._config import Config, build_chain, resolve_model
+from ._core._config import Config, build_chain, configured_models, resolve_model
 from ._core._errors import (
     ChainExhausted,
     DeadlineExceeded,
@@ -105,6 +105,7 @@ class Runtime:
         if not isinstance(config, Config):
             raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
         self.config = config
+        self._configured = configured_models(config)  # what health() always lists
         self._clock = clock or SystemClock()
         self._rng = rng or default_rng()
         self._given = dict(providers or {})
@@ -351,7 +352,7 @@ class Runtime:
         that has failed. Read from the HealthActor's published table (no message)."""
         supervisor = self._running()
         table = supervisor.directory.cell(HEALTH).state
-        models = self._configured_models() | set(table)
+        models = self._configured | set(table)
         now = self._clock.now()
         return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
 
@@ -375,16 +376,9 @@ class Runtime:
         except SwitchoverError as error:
             raise KeyError(str(error)) from None
         had_row = self._operator_ask(supervisor, HEALTH, ResetModel(key))
-        if not had_row and key not in self._configured_models():
+        if not had_row and key not in self._configured:
             shown = supervisor.redact(model)
             raise KeyError(f"model {shown!r} is not in the health table (see health())")
-
-    def _configured_models(self) -> set[str]:
-        """Configured fallbacks and alias targets, which health() always lists."""
-        return {
-            resolve_model(self.config, m).key
-            for m in (*self.config.fallbacks, *self.config.aliases.values())
-        }
 
     def reset_profile(self, provider: str, profile: str) -> None:
         """Take one key out of cooldown and clear its failure count.

@@ -412,6 +412,14 @@ def _redactor(secrets: tuple[str, ...]) -> Redactor:
     return Redactor(secrets)
 
 
+def configured_models(config: Config) -> frozenset[str]:
+    """The health keys the configuration names (fallbacks, alias targets): always listed
+    by ``health()``, never expired from the health table."""
+    return frozenset(
+        resolve_model(config, m).key for m in (*config.fallbacks, *config.aliases.values())
+    )
+
+
 def build_chain(config: Config, request: Request) -> tuple[ChainEntry, ...]:
     """``[model, *fallback_models, *config.fallbacks]``, resolved, first occurrence kept."""
     chain: dict[str, ChainEntry] = {}
