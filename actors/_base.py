@@ -28,7 +28,7 @@ from .._core._clock import Clock, SystemClock
 from .._core._observe import Observer
 from .._core._redact import Redactor, scrub
 from .._core._snapshot import ActorSnapshot, Handled
-from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
+from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect, Sync
 
 log = logging.getLogger("switchover.actors")
 
@@ -245,6 +245,8 @@ class SwitchoverActor(pykka.ThreadingActor):
         raise NotImplementedError
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Sync):
+            return None  # a barrier: its answer says everything before it was handled
         if isinstance(message, Inspect):
             # Not recorded: looking at an actor must not push its real history out.
             return snapshot_of(

@@ -32,13 +32,13 @@ from .messages import (
     AcquireModel,
     Committed,
     Failed,
-    Inspect,
     KeyOutcome,
     KeyPermit,
     ModelOutcome,
     ModelPermit,
     RunRequest,
     SuspectModel,
+    Sync,
 )
 
 log = logging.getLogger("switchover.chain")
@@ -194,7 +194,7 @@ class _Walk:
         """Wait until the actors this walk told have handled it (an ask queues behind the
         tells), so that ``retry_after`` reads the cooldowns this walk's failures caused."""
         for name in sorted(self.told):
-            self._ask(name, Inspect())
+            self._ask(name, Sync())  # not Inspect: rendering a big table costs
 
     def _status(self, **changes: Any) -> None:
         self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))

@@ -32,6 +32,11 @@ class Inspect:
 
 
 @attrs.frozen
+class Sync:
+    """Ask any actor to answer (None) once it has handled everything queued before this."""
+
+
+@attrs.frozen
 class InjectCrash:
     """Test hook: make the receiving actor's handler raise."""
 
