@@ -145,7 +145,12 @@ class Stream:
         if self._finished:
             return
         self._finished = True
-        self._source_close()
+        try:
+            self._source_close()
+        finally:  # a Ctrl-C inside close() must not lose the outcome
+            self._report(verdict, failure)
+
+    def _report(self, verdict: Verdict, failure: Failure | None) -> None:
         served = self._committed.served_by
         self._directory.tell(
             profile_name(served.provider, served.profile), KeyOutcome(verdict, failure)

@@ -15,8 +15,11 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+\S+")
 #: The shortest piece of a key that must never appear.
 PIECE = 8
 MAX_MESSAGE = 200
-#: How many texts :meth:`Redactor.known` remembers.
+#: How many texts :meth:`Redactor.known` remembers, each at most KNOWN_TEXT long.
 KNOWN_CACHE = 8192
+KNOWN_TEXT = 256
+#: Most characters of a traceback logged (a huge exception message is cut, not searched).
+MAX_TRACEBACK = 16_000
 REDACTED = "[redacted]"
 
 
@@ -71,6 +74,10 @@ class Redactor:
 
     def __call__(self, text: str, *, limit: int | None = MAX_MESSAGE) -> str:
         """Return ``text`` with secrets replaced, cut to ``limit`` characters."""
+        if limit is not None:
+            # Cut first: a megabyte of exception text must not cost a megabyte of search.
+            # A key cut in two keeps pieces of 8 characters on the near side, found below.
+            text = text[: limit + 1]
         text = _KEY_SHAPED.sub(REDACTED, text)
         text = _BEARER.sub(r"\1 " + REDACTED, text)
         text = self.known(text)
@@ -83,6 +90,8 @@ class Redactor:
     def known(self, text: str) -> str:
         """Return ``text`` with the configured keys, and any piece of one, replaced
         (short keys excepted, see the class)."""
+        if len(text) > KNOWN_TEXT:
+            return self._remove_pieces(text)
         clean = self._known.get(text)
         if clean is None:
             clean = self._remove_pieces(text)
@@ -127,7 +136,7 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
 def redacted_traceback(error: BaseException, redact: Redactor) -> str:
     """``error`` with its traceback as text, secrets removed: an adapter's own exception
     may quote the key it was handed."""
-    return redact("".join(traceback.format_exception(error)).rstrip(), limit=None)
+    return redact("".join(traceback.format_exception(error)).rstrip(), limit=MAX_TRACEBACK)
 
 
 #: The loggers of httpx and httpcore: they print URLs and headers, so keys, at INFO/DEBUG.
