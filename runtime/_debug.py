@@ -19,7 +19,9 @@ request within :data:`REQUEST_TIMEOUT` (a slow client is cut off, token or not: 
 is in a header, so it cannot be checked before the headers), and cached routes are built
 at most once per interval, an interval never shorter than :data:`CACHE_FACTOR` times the
 time the last build took, so that however big the runtime, building answers takes at
-most about 1/CACHE_FACTOR of one core.
+most about 1/CACHE_FACTOR of one core; answers are paced to :data:`MAX_RATE` a second in
+all, so that sending them (a cached answer is sent as the bytes it was built into) is
+bounded too.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ MAX_CONNECTIONS = 8
 CACHE_TTL = 0.25
 #: ...and at least this many times the time it took to build.
 CACHE_FACTOR = 20.0
+#: Most answers per second, all clients together: a client looping on the endpoint waits
+#: for its turn (holding no CPU) instead of taking the process's.
+MAX_RATE = 20.0
 #: Shortest token accepted: a guessable one is no protection on a reachable port.
 MIN_TOKEN = 16
 #: How often the serving thread checks whether it was asked to stop (and cuts off
@@ -196,16 +201,20 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+#: Never set: something to wait on.
+_NEVER = threading.Event()
+
+
 class _Cache:
     """Answers of cached routes, each built by one thread at a time (the others wait for
     it and take its answer). Real time: this bounds CPU, whatever the runtime's clock."""
 
     def __init__(self) -> None:
         self._clock = SystemClock()
-        self._answers: dict[str, tuple[float, Answer | Reply]] = {}
+        self._answers: dict[str, tuple[float, Reply]] = {}
         self._building = threading.Lock()
 
-    def get(self, path: str, build: Callable[[], Answer | Reply]) -> Answer | Reply:
+    def get(self, path: str, build: Callable[[], Reply]) -> Reply:
         with self._building:
             now = self._clock.now()
             cached = self._answers.get(path)
@@ -229,13 +238,33 @@ class _App:
         self.token = None if token is None else token.encode()
         self.redact = Redactor(runtime.config.secrets())
         self.cache = _Cache()
+        self._clock = SystemClock()
+        self._pacing = threading.Lock()
+        self._next_turn = 0.0
 
     def answer(self, path: str, route: Route, body: Body) -> Answer | Reply:
+        self._wait_turn()
         if not route.cached:
             answer = route.handler(self.runtime, body)
             self.cache.clear()  # a reset changes what the cached routes show
             return answer
-        return self.cache.get(path, lambda: route.handler(self.runtime, body))
+        return self.cache.get(path, lambda: self.encode(route.handler(self.runtime, body)))
+
+    def _wait_turn(self) -> None:
+        with self._pacing:
+            now = self._clock.now()
+            turn = max(now, self._next_turn)
+            self._next_turn = turn + 1.0 / MAX_RATE
+        if turn > now:
+            self._clock.wait(_NEVER, turn - now)
+
+    def encode(self, answer: Answer | Reply) -> Reply:
+        """The bytes sent for ``answer``; the last gate: no configured key leaves in any
+        JSON answer, even inside a model name."""
+        if isinstance(answer, Reply):
+            return answer
+        clean = scrub(answer, self.redact.known)
+        return Reply(json.dumps(clean, allow_nan=False).encode(), "application/json")
 
     def check_access(self, headers: Message) -> None:
         if self.token is None:
@@ -440,14 +469,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.app.redact(str(getattr(self, "path", "")))
 
     def _send(self, status: HTTPStatus, answer: Answer | Reply, headers: Mapping[str, str]) -> None:
-        if isinstance(answer, Reply):
-            body, content_type = answer.body, answer.content_type
-        else:
-            # The last gate: no configured key leaves in any answer, even in a model name.
-            clean = scrub(answer, self.server.app.redact.known)
-            body, content_type = json.dumps(clean, allow_nan=False).encode(), "application/json"
+        reply = self.server.app.encode(answer)
+        body = reply.body
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")

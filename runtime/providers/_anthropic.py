@@ -18,11 +18,11 @@ from .._core._redact import Redactor
 from .._core._types import Done, Event, ReasoningDelta, TextDelta, ToolCall
 from ._seam import ProviderCall
 from ._wire import (
-    endpoint,
     Parser,
     as_dict,
     as_int,
     as_str,
+    endpoint,
     error_failure,
     json_object,
     protocol_failure,

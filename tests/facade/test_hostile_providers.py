@@ -53,16 +53,16 @@ def _makers(key: str) -> list[Callable[[], BaseException]]:
         lambda: ValueError(f"rejected key {key}"),
         lambda: OSError(104, f"reset (Authorization: Bearer {key})"),
         lambda: AdapterError("x" * 2_000_000),
-        lambda: Unprintable(),
+        Unprintable,
         lambda: RecursionError("deep"),
         lambda: ProviderFailure(
             Failure(kind=random.choice(kinds), message=f"provider says {key}", status=500)
         ),
-        lambda: asyncio.CancelledError(),
-        lambda: GeneratorExit(),
+        asyncio.CancelledError,
+        GeneratorExit,
         lambda: LibraryAbort(f"aborted with {key}"),
         lambda: SystemExit(3),
-        lambda: KeyboardInterrupt(),
+        KeyboardInterrupt,
     ]
 
 

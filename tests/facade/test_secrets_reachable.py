@@ -3,6 +3,7 @@ httpcore's own loggers, or shown by the repr of a configuration."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from collections.abc import Iterator
@@ -57,10 +58,8 @@ def reachable(root: object) -> Iterator[object]:
             todo.append(getattr(obj, name, None))
         todo += list(getattr(obj, "__dict__", {}).values())
         if hasattr(obj, "headers") and not callable(obj.headers):
-            try:
+            with contextlib.suppress(Exception):
                 todo += [str(v) for v in dict(obj.headers).values()]
-            except Exception:
-                pass
 
 
 def holds_key(root: object, key: str = KEY) -> list[str]:
@@ -93,9 +92,12 @@ def _http_config(server: FakeServer, base_url: str | None = None) -> Config:
 
 
 def test_a_stream_cut_mid_way_leaves_no_key_in_the_errors_object_graph() -> None:
-    with FakeServer(default=Cut(after=1)) as server, Runtime(_http_config(server)) as rt:
-        with pytest.raises(StreamInterrupted) as caught:
-            rt.complete(Request(model="openai/m", messages=HI))
+    with (
+        FakeServer(default=Cut(after=1)) as server,
+        Runtime(_http_config(server)) as rt,
+        pytest.raises(StreamInterrupted) as caught,
+    ):
+        rt.complete(Request(model="openai/m", messages=HI))
     assert caught.value.__context__ is None
     assert holds_key(caught.value) == []
     assert KEY[8:24] not in printed(caught.value)
@@ -135,13 +137,11 @@ def test_httpx_and_httpcore_records_are_scrubbed_while_the_runtime_runs(
     echo = Fail(500, {"error": {"message": "down", "type": "server_error"}}, {"x-echo": KEY})
     with FakeServer(default=echo) as server:
         config = _http_config(server, f"{server.openai_url}?key={KEY}")
-        with caplog.at_level(logging.DEBUG), Runtime(config) as rt:
-            with pytest.raises(ChainExhausted):
-                rt.complete(Request(model="openai/m", messages=HI))
+        with caplog.at_level(logging.DEBUG), Runtime(config) as rt, pytest.raises(ChainExhausted):
+            rt.complete(Request(model="openai/m", messages=HI))
         seen = [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
-        assert any(r.name == "httpx" for r in seen) and any(
-            r.name.startswith("httpcore") for r in seen
-        )
+        assert any(r.name == "httpx" for r in seen)
+        assert any(r.name.startswith("httpcore") for r in seen)
         assert [r.getMessage() for r in seen if KEY[8:24] in r.getMessage()] == []
     for name in ("httpx", "httpcore.http11", "httpcore.connection"):
         assert logging.getLogger(name).filters == []
@@ -173,7 +173,7 @@ def test_a_key_pasted_anywhere_in_the_config_stays_out_of_its_repr() -> None:
 
 
 def test_a_key_with_a_line_break_is_refused_up_front() -> None:
-    with pytest.raises(Exception, match="control character|whitespace"):
+    with pytest.raises(Exception, match=r"control character|whitespace"):
         ProviderConfig(
             name="p", api="openai", base_url="https://x.test", profiles={"a": KEY + "\r\nX: y"}
         )

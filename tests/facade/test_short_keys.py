@@ -65,9 +65,11 @@ def test_a_short_key_in_a_provider_message_is_still_removed() -> None:
         ],
         retry=RetryConfig(attempts=1),
     )
-    with Runtime(config, providers={"ollama": HostileProvider(plan)}) as rt:
-        with pytest.raises(ChainExhausted) as caught:
-            rt.complete(Request(model="ollama/llama3", messages=HI))
+    with (
+        Runtime(config, providers={"ollama": HostileProvider(plan)}) as rt,
+        pytest.raises(ChainExhausted) as caught,
+    ):
+        rt.complete(Request(model="ollama/llama3", messages=HI))
     assert "ollama/llama3" in str(caught.value)
 
 

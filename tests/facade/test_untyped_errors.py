@@ -35,21 +35,21 @@ def test_the_largest_accepted_timeout_streams() -> None:
 def test_deeply_nested_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "deep.toml"
     path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
-    with pytest.raises(ConfigError, match="deep.toml"):
+    with pytest.raises(ConfigError, match=r"deep\.toml"):
         Config.from_toml(path)
 
 
 def test_non_utf8_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes("chain_workers = 4 # caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match="latin1.toml.*UTF-8"):
+    with pytest.raises(ConfigError, match=r"latin1\.toml.*UTF-8"):
         Config.from_toml(path)
 
 
 def test_a_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("chain_workers = = 4\n")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         Config.from_toml(path)
 
 
