@@ -109,7 +109,7 @@ def test_stopping_with_streams_in_flight_warns_about_nothing(
     provider = ScriptedProvider(Reply(text="abcdef", chunks=6))
     rt = Runtime(config, providers={p.name: provider for p in config.providers}).start()
     streams = [rt.stream(Request(model="openai/m", messages=HI)) for _ in range(8)]
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="switchover.actors"):
         rt.stop()
         for stream in streams:
             stream.close()
