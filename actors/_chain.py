@@ -480,6 +480,7 @@ class _Walk:
             idle_timeout=provider_config.idle_timeout,
             clock=self.clock,
             cancel=self.run_msg.cancel,
+            request=self.request,
         )
         stream: EventStream | None = None
         try:
