@@ -360,6 +360,42 @@ class Completion:
     reasoning: str = ""
 
 
+class Collector:
+    """Gathers a stream's events into a :class:`Completion` (``complete``, ``acomplete``)."""
+
+    __slots__ = ("_done", "_reasoning", "_text", "_tools")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: list[ToolCall] = []
+        self._done: Done | None = None
+
+    def add(self, event: Event) -> None:
+        """Take one event."""
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self._reasoning.append(event.text)
+        elif isinstance(event, ToolCall):
+            self._tools.append(event)
+        else:
+            self._done = event
+
+    def completion(self, served_by: ServedBy, attempts: tuple[Attempt, ...]) -> Completion:
+        """The whole answer so far."""
+        done = self._done
+        return Completion(
+            text="".join(self._text),
+            tool_calls=tuple(self._tools),
+            usage=done.usage if done else None,
+            finish_reason=done.finish_reason if done else None,
+            served_by=served_by,
+            attempts=attempts,
+            reasoning="".join(self._reasoning),
+        )
+
+
 @attrs.frozen
 class ModelHealth:
     """One model's health as callers see it."""

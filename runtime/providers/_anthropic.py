@@ -145,10 +145,14 @@ def request_options(request: Request, *, tools: bool) -> dict[str, Any]:
     return body
 
 
+#: OpenAI's ``tool_choice`` words and Anthropic's ``tool_choice.type`` for the same thing.
+TOOL_CHOICES: Mapping[str, str] = {"auto": "auto", "none": "none", "required": "any"}
+
+
 def convert_tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any]:
     """An OpenAI ``tool_choice`` as Anthropic's."""
     if isinstance(choice, str):
-        return {"type": {"required": "any"}.get(choice, choice)}
+        return {"type": TOOL_CHOICES.get(choice, choice)}
     return {"type": "tool", "name": as_str(as_dict(choice.get("function")).get("name"))}
 
 
