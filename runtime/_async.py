@@ -309,7 +309,3 @@ class OpeningStream:
     ) -> None:
         if self._stream is not None:
             self._stream.close()
-
-    def __del__(self) -> None:
-        if self._stream is None:
-            self._opening.close()  # never awaited: no "coroutine was never awaited" warning
