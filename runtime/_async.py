@@ -156,6 +156,63 @@ class Dispatcher:
 
 
 _END = object()
+#: How long an idle reader thread waits for another stream before it exits.
+READER_IDLE = 10.0
+
+
+class _Readers:
+    """Reusable threads that read committed streams for asyncio callers.
+
+    ``submit`` never blocks the loop: it queues the job, and when no reader is idle it asks
+    the spawner thread to start one (``Thread.start`` waits for the new thread to run, which
+    under load costs the caller milliseconds). Readers exit after READER_IDLE idle seconds.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._spawns: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._spawner: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:  # an idle reader is one credit; a job takes one or asks for a reader
+            grow = self._idle == 0
+            if not grow:
+                self._idle -= 1
+            if self._spawner is None:
+                self._spawner = threading.Thread(
+                    target=self._spawn, name="switchover-async-spawner", daemon=True
+                )
+                self._spawner.start()  # once per process
+        self._jobs.put(job)
+        if grow:
+            self._spawns.put(None)
+
+    def _spawn(self) -> None:
+        while True:
+            self._spawns.get()
+            threading.Thread(target=self._read, name="switchover-async-read", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=READER_IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                continue  # a job was counted for this reader: wait for it
+            try:
+                job()
+            except BaseException:  # a job reports its own errors; a reader must survive
+                log.exception("an async stream reader failed")
+            with self._lock:
+                self._idle += 1
+
+
+_READERS = _Readers()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -177,8 +234,7 @@ class _Pump:
         self._buffer: collections.deque[Any] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self.closing = False
-        self._thread = threading.Thread(target=self._run, name="switchover-async-read", daemon=True)
-        self._thread.start()
+        _READERS.submit(self._run)
 
     def _run(self) -> None:
         item: Any = _END

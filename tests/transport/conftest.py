@@ -9,7 +9,6 @@ import httpx
 import httpx2
 import openai
 import pytest
-
 from switchover import Config, CooldownConfig, ProviderConfig, RetryConfig, Runtime
 from switchover.testing import FakeServer
 
@@ -45,6 +44,22 @@ def transport_config(server: FakeServer, **overrides: object) -> Config:
     }
     fields.update(overrides)
     return Config(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_runtime(server: FakeServer) -> Iterator[Callable[..., Runtime]]:
+    """``make_runtime(observers=(), **config_overrides)``: a started runtime on the fake,
+    stopped at teardown."""
+    made: list[Runtime] = []
+
+    def make(observers: tuple[object, ...] = (), **overrides: object) -> Runtime:
+        runtime = Runtime(transport_config(server, **overrides), observers=observers)  # type: ignore[arg-type]
+        made.append(runtime)
+        return runtime.start()
+
+    yield make
+    for runtime in made:
+        runtime.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from switchover import Runtime
 from switchover.testing import Cut, Fail, FakeServer, Hang
 
@@ -38,12 +37,14 @@ BROKEN = Fail(500, {"error": {"message": "boom", "type": "server_error"}})
 def _sdk_error(
     client: openai.OpenAI | anthropic.Anthropic, model: str, **options: object
 ) -> Exception:
-    with pytest.raises(Exception) as caught:
-        if isinstance(client, openai.OpenAI):
+    """The SDK's exception for one create() call."""
+    if isinstance(client, openai.OpenAI):
+        with pytest.raises(openai.APIStatusError) as failed:
             client.chat.completions.create(model=model, messages=USER, **options)  # type: ignore[call-overload]
-        else:
-            client.messages.create(model=model, max_tokens=8, messages=USER, **options)  # type: ignore[call-overload]
-    return caught.value  # type: ignore[return-value]
+        return failed.value
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.messages.create(model=model, max_tokens=8, messages=USER, **options)  # type: ignore[call-overload]
+    return caught.value
 
 
 @pytest.fixture(params=["openai", "anthropic"])
@@ -106,10 +107,12 @@ def test_cut_after_commit_is_an_in_stream_error(
         for chunk in oai.chat.completions.create(model="oa/gpt-4o", messages=USER, stream=True):  # type: ignore[arg-type]
             text.append(chunk.choices[0].delta.content or "")
     assert "".join(text) == "partial "
-    with pytest.raises(anthropic.APIStatusError, match="broke after it had started"):  # noqa: PT012
-        with claude.messages.stream(model="oa/gpt-4.1", max_tokens=8, messages=USER) as stream:  # type: ignore[arg-type]
-            for _ in stream.text_stream:
-                pass
+    with (
+        pytest.raises(anthropic.APIStatusError, match="broke after it had started"),
+        claude.messages.stream(model="oa/gpt-4.1", max_tokens=8, messages=USER) as stream,  # type: ignore[arg-type]
+    ):
+        for _ in stream.text_stream:
+            pass
 
 
 @pytest.mark.parametrize(
@@ -146,7 +149,7 @@ def test_cut_after_commit_is_an_in_stream_error(
         ),
     ],
 )
-def test_bad_input_is_an_api_error_and_never_calls_upstream(
+def test_bad_input_is_an_api_error_and_never_calls_upstream(  # noqa: PLR0917
     server: FakeServer, rt: Runtime, method: str, path: str, body: bytes, status: int, needle: str
 ) -> None:
     with httpx.Client(transport=rt.transport(), base_url="http://switchover") as client:
@@ -169,10 +172,14 @@ def test_unknown_model_through_each_sdk_is_not_found(
 def test_fallbacks_by_body_field_or_header(server: FakeServer, oai: openai.OpenAI) -> None:
     server.script("gpt-4o", Fail(404, {"error": {"code": "model_not_found", "message": "gone"}}))
     by_body = oai.chat.completions.with_raw_response.create(
-        model="oa/gpt-4o", messages=USER, extra_body={"fallback_models": ["an/claude"]}  # type: ignore[arg-type]
+        model="oa/gpt-4o",
+        messages=USER,
+        extra_body={"fallback_models": ["an/claude"]},  # type: ignore[arg-type]
     )
     by_header = oai.chat.completions.with_raw_response.create(
-        model="oa/gpt-4o", messages=USER, extra_headers={"x-switchover-fallbacks": "fast, an/claude"}  # type: ignore[arg-type]
+        model="oa/gpt-4o",
+        messages=USER,  # type: ignore[arg-type]
+        extra_headers={"x-switchover-fallbacks": "fast, an/claude"},
     )
     assert by_body.headers["x-switchover-served-by"] == "an/claude"
     assert by_header.headers["x-switchover-served-by"] == "oa/gpt-4o-mini"  # the alias

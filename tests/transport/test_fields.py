@@ -5,7 +5,6 @@ from __future__ import annotations
 import anthropic
 import openai
 import pytest
-
 from switchover import Config, ProviderConfig, Request, RequestRejected, Runtime
 from switchover.testing import FakeServer
 
@@ -152,5 +151,9 @@ def test_provider_headers_are_validated(fields: dict[str, object]) -> None:
 
     with pytest.raises(ConfigError):
         ProviderConfig(
-            name="p", api="openai", base_url="http://127.0.0.1:1/v1", profiles={"k": "sk-x"}, **fields  # type: ignore[arg-type]
+            name="p",
+            api="openai",
+            base_url="http://127.0.0.1:1/v1",
+            profiles={"k": "sk-x"},
+            **fields,  # type: ignore[arg-type]
         )

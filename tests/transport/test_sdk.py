@@ -13,7 +13,6 @@ from collections.abc import Callable
 import anthropic
 import openai
 import pytest
-
 from switchover import ToolCall, Usage
 from switchover.testing import FakeServer, Reply
 
@@ -80,7 +79,8 @@ def test_openai_stream_text_usage_and_reasoning(
     assert text == "one two three"
     assert reasoning == "thinking it over"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 18
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 18
 
 
 @BOTH
@@ -118,7 +118,8 @@ def test_openai_with_streaming_response_and_stream_helper(
 ) -> None:
     server.default = _reply(text="abc", chunks=3)
     with oai.chat.completions.with_streaming_response.create(
-        model="an/claude", messages=USER  # type: ignore[arg-type]
+        model="an/claude",
+        messages=USER,  # type: ignore[arg-type]
     ) as response:
         assert response.http_request.url.path == "/v1/chat/completions"
         assert response.headers["x-switchover-served-by"] == "an/claude"
