@@ -129,15 +129,20 @@ def _profiles(value: object) -> Mapping[str, str]:
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
-def _strings(field: str) -> Any:
-    def convert(value: object) -> Mapping[str, str]:
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise ConfigError(field, "must be a table of strings")
-        return dict(value)
+def _strings(field: str, value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(field, "must be a table of strings")
+    return dict(value)
 
-    return convert
+
+def _headers(value: object) -> Mapping[str, str]:
+    return _strings("headers", value)
+
+
+def _query(value: object) -> Mapping[str, str]:
+    return _strings("query", value)
 
 
 @attrs.frozen(repr=False)
@@ -157,8 +162,8 @@ class ProviderConfig:
     connect_timeout: float = attrs.field(default=5.0, validator=_number_field())
     first_token_timeout: float = attrs.field(default=60.0, validator=_number_field())
     idle_timeout: float = attrs.field(default=60.0, validator=_number_field())
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_strings("headers"))
-    query: Mapping[str, str] = attrs.field(factory=dict, converter=_strings("query"))
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
+    query: Mapping[str, str] = attrs.field(factory=dict, converter=_query)
     key_header: str | None = None
 
     def __attrs_post_init__(self) -> None:

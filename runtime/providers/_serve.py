@@ -209,7 +209,6 @@ _OPENAI_KINDS: Mapping[str, tuple[str, str | None]] = {
     "stopped": ("server_error", "unavailable"),
     "internal": ("server_error", None),
     "not_found": ("invalid_request_error", "model_not_found"),
-    "unknown_path": ("invalid_request_error", "unknown_url"),
     "context_exceeded": ("invalid_request_error", "context_length_exceeded"),
     "output_limit": ("invalid_request_error", "max_tokens_exceeded"),
     "bad_request": ("invalid_request_error", None),
@@ -363,7 +362,6 @@ _ANTHROPIC_KINDS: Mapping[str, str] = {
     "stopped": "api_error",
     "internal": "api_error",
     "not_found": "not_found_error",
-    "unknown_path": "not_found_error",
     "auth": "authentication_error",
     "balance": "billing_error",
 }
@@ -601,7 +599,7 @@ class _AnthropicEncoder(Encoder):
         )
 
     def start(self) -> bytes:
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
@@ -689,6 +687,6 @@ def unknown_path(path: str) -> Reply:
         f"switchover answers POST .../chat/completions (OpenAI) and POST .../v1/messages "
         f"(Anthropic), not {path!r}"
     )
-    body = {"error": {"message": message, "type": "invalid_request_error", "code": "unknown_url"}}
-    body["type"] = "error"
-    return _json_reply(404, body, {"x-should-retry": "false"})
+    # Both SDKs read error.message; the Anthropic shape adds a top-level type.
+    error = {"message": message, "type": "invalid_request_error", "code": "unknown_url"}
+    return _json_reply(404, {"type": "error", "error": error}, {"x-should-retry": "false"})
