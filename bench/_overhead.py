@@ -6,12 +6,13 @@ httpx stream (``bench._client``, the baseline), switchover's ``rt.stream``, and 
 Router when installed, at 1, 16 and 64 caller threads. With the openai SDK installed, four
 more rows: the SDK straight to the fake and the SDK through ``rt.transport()``, sync and
 async (``AsyncOpenAI`` on one event loop per system); their "added" is over the SDK's own
-direct row, and "transport" says what the transport adds on top of ``rt.stream``. The
-systems alternate in rounds so that drift in the machine's load hits them alike. "Added"
-is a system's median minus the direct stream's median in the same run; the ratio is switchover's added time over
-LiteLLM's. On a machine with two or more cores the measuring process is pinned to core 0
-and the fake provider to core 1 (like ``taskset -c``), so the provider's work does not
-compete with the client's.
+direct row, and "transport" says what the transport adds on top of ``rt.stream``.
+
+The systems alternate in rounds so that drift in the machine's load hits them alike.
+"Added" is a system's median minus the direct stream's median in the same run; the ratio
+is switchover's added time over LiteLLM's. On a machine with two or more cores the
+measuring process is pinned to core 0 and the fake provider to core 1 (like ``taskset
+-c``), so the provider's work does not compete with the client's.
 """
 
 from __future__ import annotations
