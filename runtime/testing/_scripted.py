@@ -208,6 +208,7 @@ def fleet_config(*, workers: int = 16, base_url: str = "http://fleet.invalid") -
     ``c/last`` and the alias ``fast``, tuned for real time: millisecond cooldowns, 20 ms
     first-token and idle timeouts and a 2 s request timeout, so every mechanism (key and
     model cooldowns, probes, disabling, in-place retries, timeouts) fires within seconds."""
+
     def provider(name: str, keys: int) -> ProviderConfig:
         profiles = {f"p{i}": f"sk-{name}-{i}-0123456789abcdef" for i in range(keys)}
         return ProviderConfig(
