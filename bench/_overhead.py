@@ -28,13 +28,15 @@ from typing import Any
 
 import attrs
 import httpx
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from switchover import Request, Runtime
 
 from ._client import stream_text
 from ._fleet import Fleet, key_for
 from ._metrics import percentile
+from ._report import console as plain_console
+from ._report import row
 from ._scenario import FleetProvider, Load, Operator, Scenario
 from ._systems import switchover_config
 
@@ -242,7 +244,7 @@ def _pin(fleet_pid: int | None) -> str:
 
 
 def run_overhead(args: argparse.Namespace) -> int:
-    console = Console()
+    console = plain_console()
     thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
     scenario = _scenario()
     router: Any = None
@@ -300,13 +302,17 @@ def _table(
     systems: list[str],
     pinning: str,
 ) -> Table:
+    caption = pinning
+    if "litellm" in systems:
+        caption += "; ratio = switchover's added time / LiteLLM Router's"
+    if any(name in systems for name in SDK_BASELINES):
+        caption += (
+            "; SDK rows add over the SDK's direct row; transport = what the SDK transport adds"
+            f" over rt.stream's added time (target: TTFT within {TARGET_MS} ms at one caller)"
+        )
     table = Table(
         title="switchover bench overhead: median time added over a direct httpx stream",
-        caption=(
-            f"{pinning}; ratio = switchover's added time / LiteLLM Router's; SDK rows add over "
-            "the SDK's direct row; transport = what the SDK transport adds over rt.stream's "
-            f"added time (target: TTFT within {TARGET_MS} ms at one caller)"
-        ),
+        caption=caption,
     )
     for column in ("threads", "system", "TTFT ms", "added", "TTLT ms", "added", "n"):
         table.add_column(column, justify="left" if column == "system" else "right")
@@ -324,7 +330,8 @@ def _table(
                 own = results[(against, threads)]
                 added[name] = (first - _median_ms(own, 0), last - _median_ms(own, 1))
             baseline = name == "direct httpx" or name in SDK_BASELINES.values()
-            table.add_row(
+            row(
+                table,
                 str(threads),
                 name,
                 f"{first:.3f}",
@@ -336,7 +343,8 @@ def _table(
         for name in SDK_BASELINES:
             if name in added:
                 extra = [a - b for a, b in zip(added[name], added["switchover"], strict=True)]
-                table.add_row(
+                row(
+                    table,
                     str(threads),
                     f"transport ({name})",
                     "",
@@ -348,7 +356,15 @@ def _table(
         if "litellm" in added:
             ours, theirs = added["switchover"], added["litellm"]
             ratio = [f"{a / b:.3f}" if b > 0 else "-" for a, b in zip(ours, theirs, strict=True)]
-            table.add_row(
-                str(threads), "[bold]ratio[/]", "", ratio[0], "", ratio[1], "", end_section=True
+            row(
+                table,
+                str(threads),
+                Text("ratio", "bold"),
+                "",
+                ratio[0],
+                "",
+                ratio[1],
+                "",
+                end_section=True,
             )
     return table
