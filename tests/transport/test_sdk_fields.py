@@ -127,6 +127,7 @@ def test_provider_headers_query_and_key_header(server: FakeServer) -> None:
     assert "azure-key-0123456789abcdef" not in shown
     assert "gw-secret-token-987654" not in shown
     assert "x-gateway-token" in shown
+    assert "gw-secret-token-987654" in Config(providers=[azure]).secrets()  # redacted too
     with Runtime(Config(providers=[azure])) as rt:
         rt.complete(Request(model="azure/gpt-4o", messages=USER))
     call = server.calls[-1].request
