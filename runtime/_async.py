@@ -109,29 +109,49 @@ class Ticket:
 
 
 class Dispatcher:
-    """The one thread that hands awaited requests to idle chain workers, in arrival order.
+    """Hands awaited requests to idle chain workers, in arrival order.
+
+    A request that finds a worker idle and nobody queued before it is handed over at once,
+    on the caller's thread (no hop). The rest queue for the one dispatcher thread, which
+    blocks for the next idle worker on their behalf.
 
     Args:
         take: blocks for an idle worker until a real-time ``give_up``; raises a
             SwitchoverError (deadline, stopping) when none comes.
+        take_now: an idle worker at once, or None.
         give_back: returns an unused worker to the idle pool.
     """
 
     def __init__(
         self,
         take: Callable[[float], pykka.ActorRef[Any]],
+        take_now: Callable[[], pykka.ActorRef[Any] | None],
         give_back: Callable[[pykka.ActorRef[Any]], None],
     ) -> None:
         self._take = take
+        self._take_now = take_now
         self._give_back = give_back
         self._tickets: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._queued = 0  # tickets handed to the thread and not yet sent or failed
         self._thread = threading.Thread(
             target=self._run, name="switchover-async-dispatch", daemon=True
         )
         self._thread.start()
 
     def submit(self, ticket: Ticket) -> None:
-        """Queue ``ticket``; its reply is set by the worker, or by ``ticket.fail``."""
+        """Send ``ticket`` to a worker now, or queue it; its reply is set either way."""
+        with self._lock:
+            first = self._queued == 0
+            if not first:
+                self._queued += 1
+        if first:
+            worker = self._take_now()
+            if worker is not None:
+                _send(worker, ticket)
+                return
+            with self._lock:
+                self._queued += 1
         self._tickets.put(ticket)
 
     def close(self) -> None:
@@ -141,18 +161,29 @@ class Dispatcher:
     def _run(self) -> None:
         while (ticket := self._tickets.get()) is not None:
             try:
-                if ticket.cancel.is_set():
-                    raise RuntimeStoppedError("the request was cancelled before a worker took it")
-                worker = self._take(ticket.give_up)
-            except SwitchoverError as error:
-                ticket.reply.wake(None, error)
-                continue
+                self._hand_out(ticket)
+            finally:
+                with self._lock:
+                    self._queued -= 1
+
+    def _hand_out(self, ticket: Ticket) -> None:
+        try:
             if ticket.cancel.is_set():
-                self._give_back(worker)
-                ticket.reply.wake(None, RuntimeStoppedError("the request was cancelled"))
-                continue
-            # What ActorRef.ask does, with our answer slot instead of a fresh future.
-            worker.actor_inbox.put(Envelope(ticket.message, reply_to=ticket.reply))
+                raise RuntimeStoppedError("the request was cancelled before a worker took it")
+            worker = self._take(ticket.give_up)
+        except SwitchoverError as error:
+            ticket.reply.wake(None, error)
+            return
+        if ticket.cancel.is_set():
+            self._give_back(worker)
+            ticket.reply.wake(None, RuntimeStoppedError("the request was cancelled"))
+            return
+        _send(worker, ticket)
+
+
+def _send(worker: pykka.ActorRef[Any], ticket: Ticket) -> None:
+    """What ActorRef.ask does, with the ticket's answer slot instead of a fresh future."""
+    worker.actor_inbox.put(Envelope(ticket.message, reply_to=ticket.reply))
 
 
 _END = object()

@@ -298,6 +298,19 @@ class Runtime:
                 return worker
             # A crashed worker's stale ref: its replacement is in the queue on its own.
 
+    def _idle_now(self, supervisor: Supervisor) -> pykka.ActorRef[Any] | None:
+        """An idle chain worker without waiting, or None (see :meth:`_idle_worker`)."""
+        while True:
+            try:
+                worker = supervisor.idle.get_nowait()
+            except queue.Empty:
+                return None
+            if worker is None or self._stopping.is_set():
+                supervisor.idle.put(worker)
+                return None
+            if worker.is_alive():
+                return worker
+
     def _opened(self, message: RunRequest, retry_of: int | None) -> None:
         if self._observer is not None:
             self._observer.request_opened(
@@ -373,6 +386,9 @@ class Runtime:
         give_up = REAL_TIME.now() + timeout
         crashes = 0
         while True:
+            if self._stopping.is_set():
+                self._closed(message.request_id, "stopped")
+                raise RuntimeStoppedError("the runtime is stopping")
             ticket = Ticket(
                 message, give_up, message.cancel, self._orphaned(supervisor, message.request_id)
             )
@@ -441,7 +457,9 @@ class Runtime:
             with self._dispatch_lock:
                 if self._async_dispatcher is None:
                     self._async_dispatcher = Dispatcher(
-                        lambda give_up: self._idle_worker(supervisor, give_up), supervisor.idle.put
+                        lambda give_up: self._idle_worker(supervisor, give_up),
+                        lambda: self._idle_now(supervisor),
+                        supervisor.idle.put,
                     )
                 dispatcher = self._async_dispatcher
         return dispatcher
