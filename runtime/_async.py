@@ -2,10 +2,10 @@
 
 How an awaited request travels:
 
-1. The caller's task queues a ticket with the runtime's one :class:`Dispatcher` thread and
-   awaits an ``asyncio.Future``. The dispatcher takes an idle chain worker (the same pool
-   the sync API uses) and puts the request straight into the worker's inbox with a
-   :class:`_Reply` as its answer slot. One thread per runtime, however many requests wait.
+1. The caller's task puts the request into an idle chain worker's inbox (the pool the sync
+   API uses) with a :class:`_Reply` as its answer slot, and awaits an ``asyncio.Future``.
+   When no worker is idle it queues a ticket with the runtime's one :class:`Dispatcher`
+   thread, which waits for workers on behalf of every queued request, in arrival order.
 2. The chain worker walks the chain as for any caller. Its answer (``Committed`` or
    ``Failed``) is set on the ``_Reply``, which hands it to the caller's loop with
    ``loop.call_soon_threadsafe``: the task wakes with the first event already in hand.
