@@ -6,12 +6,15 @@ the upstream sees exactly the calls the chain made.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import anthropic
 import httpx
 import openai
 import pytest
 from switchover import Runtime
-from switchover.testing import Cut, Fail, FakeServer, Hang
+from switchover.testing import Cut, Fail, FakeServer, Hang, Reply
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -184,3 +187,44 @@ def test_fallbacks_by_body_field_or_header(server: FakeServer, oai: openai.OpenA
     assert by_body.headers["x-switchover-served-by"] == "an/claude"
     assert by_header.headers["x-switchover-served-by"] == "oa/gpt-4o-mini"  # the alias
     assert "fallback_models" not in server.calls[-1].request.body
+
+
+def test_cut_of_a_whole_answer_is_502_left_to_the_sdk(
+    server: FakeServer, oai: openai.OpenAI
+) -> None:
+    """Nothing reached the caller and the chain did not retry it: the SDK may."""
+    server.script("gpt-4o", Cut(after=1), Reply(text="second try"))
+    with pytest.raises(openai.APIStatusError) as failed:
+        oai.with_options(max_retries=0).chat.completions.create(model="oa/gpt-4o", messages=USER)  # type: ignore[arg-type]
+    assert failed.value.status_code == 502
+    assert failed.value.response.headers["x-should-retry"] == "true"
+
+
+def test_stopped_runtime_is_503_without_retry(
+    server: FakeServer, oai: openai.OpenAI, rt: Runtime
+) -> None:
+    rt.stop()
+    with pytest.raises(openai.InternalServerError) as failed:
+        oai.chat.completions.create(model="oa/gpt-4o", messages=USER)  # type: ignore[arg-type]
+    assert failed.value.status_code == 503
+    assert failed.value.response.headers["x-should-retry"] == "false"
+    assert server.calls == []
+
+
+def test_async_sdks_get_the_same_errors(
+    server: FakeServer,
+    aoai: Callable[[], openai.AsyncOpenAI],
+    aclaude: Callable[[], anthropic.AsyncAnthropic],
+) -> None:
+    server.script("gpt-4o", RATE_LIMIT)
+
+    async def main() -> None:
+        async with aoai() as client:
+            with pytest.raises(openai.RateLimitError):
+                await client.chat.completions.create(model="oa/gpt-4o", messages=USER)  # type: ignore[arg-type]
+        async with aclaude() as client:
+            with pytest.raises(anthropic.NotFoundError):
+                await client.messages.create(model="nowhere/x", max_tokens=8, messages=USER)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert len(server.calls) == 1
