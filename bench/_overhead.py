@@ -6,7 +6,8 @@ httpx stream (``bench._client``, the baseline), switchover's ``rt.stream``, and 
 Router when installed, at 1, 16 and 64 caller threads. With the openai SDK installed, four
 more rows: the SDK straight to the fake and the SDK through ``rt.transport()``, sync and
 async (``AsyncOpenAI`` on one event loop per system); their "added" is over the SDK's own
-direct row, and "transport" says what the transport adds on top of ``rt.stream``.
+direct row, and "transport" says what the transport adds on top of switchover's own API
+(``rt.stream``; ``rt.astream``, a row of its own, for the async SDK).
 
 The systems alternate in rounds so that drift in the machine's load hits them alike.
 "Added" is a system's median minus the direct stream's median in the same run; the ratio
@@ -130,6 +131,11 @@ SDK_BASELINES = {
     "openai SDK → switchover": "openai SDK direct",
     "async SDK → switchover": "async SDK direct",
 }
+#: The SDK rows and switchover's own API they go through (sync, asyncio).
+SDK_OWN_API = {
+    "openai SDK → switchover": "switchover",
+    "async SDK → switchover": "switchover astream",
+}
 
 
 def _sdk(client: Any, model: str) -> Send:
@@ -187,6 +193,25 @@ def _async_sdk(loop: _Loop, make_client: Callable[[], Any], model: str) -> Send:
 
 async def _made(make: Callable[[], Any]) -> Any:
     return make()
+
+
+def _switchover_async(rt: Runtime, loop: _Loop) -> Send:
+    async def timed(messages: list[dict[str, Any]]) -> Timing:
+        start = time.perf_counter()
+        first = None
+        request = Request(model="openai/gpt-4o", messages=messages, max_tokens=256)
+        async with rt.astream(request) as stream:
+            async for _ in stream:
+                if first is None:
+                    first = time.perf_counter()
+        end = time.perf_counter()
+        return (first or end) - start, end - start
+
+    def send(messages: list[dict[str, Any]]) -> Timing:
+        result: Timing = loop.run(timed(messages))
+        return result
+
+    return send
 
 
 def _sdk_systems(rt: Runtime, url: str, loop: _Loop) -> dict[str, Send]:
@@ -261,6 +286,7 @@ def run_overhead(args: argparse.Namespace) -> int:
         rt = Runtime(config).start()
         systems["switchover"] = _switchover(rt)
         loop = _Loop()
+        systems["switchover astream"] = _switchover_async(rt, loop)
         systems.update(_sdk_systems(rt, urls["openai"], loop))
         if not args.no_litellm:
             from .baselines import litellm_router
@@ -308,7 +334,8 @@ def _table(
     if any(name in systems for name in SDK_BASELINES):
         caption += (
             "; SDK rows add over the SDK's direct row; transport = what the SDK transport adds"
-            f" over rt.stream's added time (target: TTFT within {TARGET_MS} ms at one caller)"
+            " over rt.stream's (async: rt.astream's) added time"
+            f" (target: TTFT within {TARGET_MS} ms at one caller)"
         )
     table = Table(
         title="switchover bench overhead: median time added over a direct httpx stream",
@@ -340,9 +367,9 @@ def _table(
                 "" if baseline else f"{added[name][1]:+.3f}",
                 str(len(timings)),
             )
-        for name in SDK_BASELINES:
+        for name, own_api in SDK_OWN_API.items():
             if name in added:
-                extra = [a - b for a, b in zip(added[name], added["switchover"], strict=True)]
+                extra = [a - b for a, b in zip(added[name], added[own_api], strict=True)]
                 row(
                     table,
                     str(threads),
