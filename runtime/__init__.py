@@ -56,6 +56,7 @@ from .providers._seam import ProviderCall as ProviderCall
 from .providers._seam import ProviderFailure as ProviderFailure
 
 if TYPE_CHECKING:
+    from ._async import AsyncStream as AsyncStream
     from ._runtime import Runtime as Runtime
     from ._stream import Stream as Stream
 
@@ -71,6 +72,10 @@ def __getattr__(name: str) -> Any:
         from ._stream import Stream
 
         return Stream
+    if name == "AsyncStream":
+        from ._async import AsyncStream
+
+        return AsyncStream
     raise AttributeError(f"module 'switchover' has no attribute {name!r}")
 
 
@@ -80,6 +85,7 @@ logging.getLogger("switchover").addHandler(logging.NullHandler())
 
 __all__ = [
     "ActorSnapshot",
+    "AsyncStream",
     "Attempt",
     "AttemptBegan",
     "AttemptRecord",

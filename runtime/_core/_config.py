@@ -11,12 +11,13 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from ._errors import ConfigError, RequestRejected
-from ._redact import Redactor, fingerprint
-from ._types import Request
+from ._redact import REDACTED, Redactor, fingerprint
+from ._types import MAX_SECONDS, Request
 from ._vocab import ErrorKind
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -35,6 +36,8 @@ def _positive(field: str, value: object, *, allow_zero: bool = False) -> None:
             f"must be a {'non-negative' if allow_zero else 'positive'} "
             f"finite number, got {value!r}",
         )
+    if value > MAX_SECONDS:
+        raise ConfigError(field, f"must be at most {MAX_SECONDS:g} seconds, got {value!r}")
 
 
 def _number_field(*, allow_zero: bool = False) -> Any:
@@ -188,9 +191,34 @@ def _profiles(value: object) -> Mapping[str, str]:
     return dict(value)
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _strings(field: str, value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(field, "must be a table of strings")
+    return dict(value)
+
+
+def _headers(value: object) -> Mapping[str, str]:
+    return _strings("headers", value)
+
+
+def _query(value: object) -> Mapping[str, str]:
+    return _strings("query", value)
+
+
 @attrs.frozen(repr=False)
 class ProviderConfig:
-    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts."""
+    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts.
+
+    ``headers`` and ``query`` are sent with every call (a gateway's token, Azure OpenAI's
+    ``api-version``); ``key_header`` sends the key, as it is, in that header instead of the
+    API's own (Azure OpenAI: ``"api-key"``). Header and query values count as secrets:
+    never shown in a repr, redacted from messages.
+    """
 
     name: str
     api: Api
@@ -199,9 +227,23 @@ class ProviderConfig:
     connect_timeout: float = attrs.field(default=5.0, validator=_number_field())
     first_token_timeout: float = attrs.field(default=60.0, validator=_number_field())
     idle_timeout: float = attrs.field(default=60.0, validator=_number_field())
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
+    query: Mapping[str, str] = attrs.field(factory=dict, converter=_query)
+    key_header: str | None = None
 
     def __attrs_post_init__(self) -> None:
         where = f"providers[{self.name!r}]"
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ConfigError(f"{where}.headers", f"{name!r} is not a valid header name")
+            if any(c in value for c in "\r\n\0"):
+                raise ConfigError(
+                    f"{where}.headers.{name}", "a header value cannot hold CR, LF or NUL"
+                )
+        if self.key_header is not None and (
+            not isinstance(self.key_header, str) or not _HEADER_NAME.match(self.key_header)
+        ):
+            raise ConfigError(f"{where}.key_header", f"{self.key_header!r} is not a header name")
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError(
                 "providers.name", f"{self.name!r} must be letters, digits, '_', '.', '-'"
@@ -221,13 +263,41 @@ class ProviderConfig:
                 raise ConfigError(
                     f"{where}.profiles.{profile}", "the key must be a non-empty string"
                 )
+            if any(c.isspace() or not c.isprintable() for c in key.strip()):
+                # A line break in a header value is a header injection, and it is echoed
+                # in the transport's errors where no redaction can find the key whole.
+                raise ConfigError(
+                    f"{where}.profiles.{profile}",
+                    "the key contains whitespace or a control character",
+                )
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
-        return (
+        extra = ""
+        if self.headers:
+            extra += f", headers={sorted(self.headers)}"
+        if self.query:
+            extra += f", query={sorted(self.query)}"
+        if self.key_header:
+            extra += f", key_header={self.key_header!r}"
+        text = (
             f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
-            f"base_url={self.base_url!r}, profiles={{{keys}}})"
+            f"base_url={public_url(self.base_url)!r}, profiles={{{keys}}}{extra})"
         )
+        return _redactor(tuple(self.profiles.values())).known(text)
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown: a password and query values replaced (keys go there)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{REDACTED}@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}={REDACTED}" if sep else name
+        for name, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _providers(value: object) -> tuple[ProviderConfig, ...]:
@@ -257,7 +327,7 @@ def _aliases(value: object) -> Mapping[str, str]:
     return dict(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Config:
     """Everything a :class:`Runtime` needs.
 
@@ -306,36 +376,54 @@ class Config:
             except RequestRejected as error:
                 raise ConfigError(field, str(error)) from None
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(Config))
+        return _redactor(self.secrets()).known(f"Config({fields})")
+
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider called ``name``, or None."""
         return next((p for p in self.providers if p.name == name), None)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every configured API key (for redaction)."""
-        return tuple(key for p in self.providers for key in p.profiles.values())
+        """Every configured API key, header and query value (for redaction)."""
+        return tuple(
+            secret
+            for p in self.providers
+            for secret in (*p.profiles.values(), *p.headers.values(), *p.query.values())
+        )
 
     @classmethod
     def from_toml(
         cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
     ) -> Config:
         """Load a TOML file; ``${VAR}`` in any string is replaced from ``env`` (os.environ)."""
+        shown = repr(os.fspath(path))
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except OSError as error:
+            raise ConfigError("path", f"cannot read {shown}: {error.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
             raise ConfigError(
-                "path", f"cannot read {os.fspath(path)!r}: {error.strerror}"
+                "toml", f"{shown} is not UTF-8 text (byte {error.start}: {error.reason})"
             ) from None
-        return cls.from_toml_text(text, env=env)
+        return _load(text, env, shown)
 
     @classmethod
     def from_toml_text(cls, text: str, *, env: Mapping[str, str] | None = None) -> Config:
         """Like :meth:`from_toml`, from a string."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError("toml", str(error)) from None
-        data = _expand(data, os.environ if env is None else env, "")
-        return _build(data)
+        return _load(text, env, "the TOML text")
+
+
+def _load(text: str, env: Mapping[str, str] | None, source: str) -> Config:
+    try:
+        data = _expand(tomllib.loads(text), os.environ if env is None else env, "")
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("toml", f"{source}: {error}") from None
+    except RecursionError:
+        raise ConfigError("toml", f"{source}: nested too deeply") from None
+    return _build(data)
 
 
 def _expand(value: object, env: Mapping[str, str], where: str) -> Any:
@@ -440,6 +528,14 @@ def resolve_model(config: Config, name: str) -> ChainEntry:
 def _redactor(secrets: tuple[str, ...]) -> Redactor:
     # resolve_model runs for every chain entry of every request; build each redactor once.
     return Redactor(secrets)
+
+
+def configured_models(config: Config) -> frozenset[str]:
+    """The health keys the configuration names (fallbacks, alias targets): always listed
+    by ``health()``, never expired from the health table."""
+    return frozenset(
+        resolve_model(config, m).key for m in (*config.fallbacks, *config.aliases.values())
+    )
 
 
 def build_chain(config: Config, request: Request) -> tuple[ChainEntry, ...]:
