@@ -272,7 +272,21 @@ def render(url: str, snapshot: Mapping[str, Any], health: Mapping[str, Any]) -> 
         _profiles_table(by_kind.get("profile", [])),
         _models_table(list(health.get("models", []))),
         _chains_table(by_kind.get("chain", [])),
+        *(_link_line(link) for link in by_kind.get("link", [])),
         _actors_table(actors, taken_at),
+    )
+
+
+def _link_line(link: Mapping[str, Any]) -> RenderableType:
+    """The shared link (Config.shared): where it points, whether it is up, what it moved."""
+    state = link["state"]
+    up = "up" if state.get("up") else f"DOWN ({state.get('last_error')})"
+    # Text, never markup: the URL and the error are outside text.
+    return Text(
+        f"Shared link {state.get('url')} [{state.get('namespace')}] as {state.get('origin')}: "
+        f"{up}; published {state.get('published')}, received {state.get('received')}, "
+        f"ignored {state.get('ignored')}",
+        style="italic",
     )
 
 

@@ -334,3 +334,20 @@ def test_the_redis_password_never_shows(tmp_path: Any, caplog: pytest.LogCapture
     seen.append(caplog.text)
     assert "is down" in caplog.text
     assert all(password not in text for text in seen)
+
+
+def test_switchover_inspect_shows_the_link_and_keeps_its_text_verbatim(fleet: Any) -> None:
+    import io
+
+    from rich.console import Console
+    from switchover._cli._inspect import render
+
+    rt, _, _ = fleet()
+    wait_up(rt)
+    snapshot = rt.inspect().to_dict()
+    link = next(a for a in snapshot["actors"] if a["kind"] == "link")
+    link["state"]["last_error"], link["state"]["up"] = "[bold]boom[/bold]", False
+    out = io.StringIO()
+    Console(file=out, width=300, color_system=None).print(render("http://x", snapshot, {}))
+    assert f"Shared link {link['state']['url']} [t] as {link['state']['origin']}" in out.getvalue()
+    assert "DOWN ([bold]boom[/bold])" in out.getvalue()
