@@ -161,6 +161,7 @@ class _Walk:
         self.attempts: list[Attempt] = []
         self.told: set[str] = set()
         self.probe = False  # this walk holds the current entry's single model probe
+        self.began_at = 0.0  # when the gates of the walk's latest call were read
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -290,27 +291,33 @@ class _Walk:
             return None
         finally:
             if verdict is not None:
-                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict, self.probe))
+                self._tell(
+                    HEALTH,
+                    ModelOutcome(entry.key, "error", verdict, self.probe, began_at=self.began_at),
+                )
             elif self.probe:
-                self._tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
+                self._tell(
+                    HEALTH,
+                    ModelOutcome(entry.key, "released", probe=True, began_at=self.clock.now()),
+                )
 
     def _profiles(self, entry: ChainEntry, *, last: bool, recovering: bool) -> Committed | None:
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         key_failure: Failure | None = None
         max_tokens = self.request.max_tokens
-        for profile, key in provider_config.profiles.items():
+        for profile, key in provider_config.key_sequence(self.run_msg.request_id):
             name = profile_name(entry.provider, profile)
             state = self.directory.cell(name).state
             now = self.clock.now()
-            gate = key_gate(state, now)
+            gate = key_gate(state, entry.key, now)
             if gate == "cooling":
-                left = state.cooldown_until - now
+                left = state.until(entry.key) - now
                 self._skip(entry, profile, f"key cooling for {left:.1f}s")
                 continue
             held = False  # a permit for a key whose cooldown ended, until an outcome is told
             if gate == "expired":
-                permit = self._ask(name, AcquireKey(self._lease_until()))
+                permit = self._ask(name, AcquireKey(entry.key, self._lease_until()))
                 if not isinstance(permit, KeyPermit) or not permit.granted:
                     reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
                     self._skip(entry, profile, reason)
@@ -323,7 +330,7 @@ class _Walk:
                     if not self._model_open(entry, gate_at, last=last):
                         self._skip(entry, profile, "model taken out of service by another request")
                         raise _NextModel()
-                    if not self._key_open(name, gate_at, held=held):
+                    if not self._key_open(name, entry.key, gate_at, held=held):
                         self._skip(entry, profile, "key cooled down by another request")
                         break
                     outcome = self._call(
@@ -338,7 +345,9 @@ class _Walk:
                     if isinstance(outcome, Committed):
                         return outcome
                     failure = outcome
-                    self._tell(name, KeyOutcome("error", failure))
+                    self._tell(
+                        name, KeyOutcome("error", failure, model=entry.key, began_at=gate_at)
+                    )
                     self._check_cancel()
                     kind = failure.kind
                     if kind in KEY_KINDS:
@@ -382,7 +391,10 @@ class _Walk:
                     raise _NextModel()  # invalid_request: this model cannot take it
             finally:
                 if held:  # left without a call outcome: let the next caller have the key
-                    self._tell(name, KeyOutcome("released"))
+                    self._tell(
+                        name,
+                        KeyOutcome("released", model=entry.key, began_at=self.clock.now()),
+                    )
         if key_failure is not None:
             raise _NextModel(key_failure)  # no profile left: the model fails too
         return None
@@ -421,9 +433,9 @@ class _Walk:
         if isinstance(permit, ModelPermit) and permit.reason is None:
             self.probe = True
 
-    def _key_open(self, name: str, now: float, *, held: bool) -> bool:
+    def _key_open(self, name: str, model: str, now: float, *, held: bool) -> bool:
         """Re-read just before a call: another request's failure may have cooled the key."""
-        gate = key_gate(self.directory.cell(name).state, now)
+        gate = key_gate(self.directory.cell(name).state, model, now)
         return gate == "ready" or (held and gate == "expired")
 
     def _sleep(self, delay: float) -> None:
@@ -466,6 +478,7 @@ class _Walk:
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         started = self.clock.now()
+        self.began_at = gate_at
         self._status(profile=profile, attempts=self.actor.cell.state.attempts + 1)
         call = ProviderCall(
             model=entry.model,
@@ -555,7 +568,7 @@ class _Walk:
             key_ready = min(
                 max(
                     now,
-                    self.directory.cell(profile_name(entry.provider, p)).state.cooldown_until
+                    self.directory.cell(profile_name(entry.provider, p)).state.until(entry.key)
                     or now,
                 )
                 for p in provider.profiles

@@ -40,7 +40,7 @@ class HealthActor(SwitchoverActor):
         self._lease = lease
         self.table: dict[str, ModelRow] = dict(cell.state)
 
-    def _set(self, model: str, row: ModelRow, now: float) -> None:
+    def _set(self, model: str, row: ModelRow, now: float, *, reset: bool = False) -> None:
         # A model gets a row at its first failure and keeps it (healthy again) after, so
         # the table grows only with models that ever failed.
         old = self.table.get(model, HEALTHY)
@@ -56,6 +56,7 @@ class HealthActor(SwitchoverActor):
                     until=row.until,
                     before=now,
                     after=self.clock.now(),
+                    reset=reset,
                 )
             )
 
@@ -63,17 +64,21 @@ class HealthActor(SwitchoverActor):
         now = self.clock.now()
         if isinstance(message, ModelOutcome):
             row = self.table.get(message.model, HEALTHY)
+            began_at = message.began_at
             if message.verdict == "ok":
-                self._set(message.model, model_success(row, now, prober=message.probe), now)
+                row = model_success(row, began_at, now, prober=message.probe)
+                self._set(message.model, row, now)
             elif (
                 message.verdict == "error"
                 and message.failure is not None
                 and message.failure.kind in MODEL_KINDS
             ):
-                row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
+                row = model_failure(
+                    row, message.failure, began_at, now, self._cooldown, prober=message.probe
+                )
                 self._set(message.model, row, now)
             elif message.probe:
-                self._set(message.model, model_release(row), now)
+                self._set(message.model, model_release(row, began_at), now)
             # Anything else is a non-prober's outcome that says nothing about the model.
             return None
         if isinstance(message, AcquireModel):
@@ -100,7 +105,7 @@ class HealthActor(SwitchoverActor):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]
             for model in known:
-                self._set(model, HEALTHY, now)
+                self._set(model, HEALTHY, now, reset=True)
             return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
 

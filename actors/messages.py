@@ -51,12 +51,13 @@ class InjectHold:
 
 @attrs.frozen
 class AcquireKey:
-    """Ask a ProfileActor to hand out its key now that its cooldown has ended.
+    """Ask a ProfileActor to hand out its key for ``model`` now that its cooldown ended.
 
     ``lease_until`` (clock time) is how long the permit holds if no outcome comes back
     (None: the actor's default lease).
     """
 
+    model: str
     lease_until: float | None = None
 
 
@@ -70,10 +71,13 @@ class KeyPermit:
 
 @attrs.frozen
 class KeyOutcome:
-    """Tell a ProfileActor how a call on its key ended."""
+    """Tell a ProfileActor how a call on its key for ``model`` ended; ``began_at``: when
+    the call's gates were read."""
 
     verdict: Verdict
     failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
+    model: str = attrs.field(kw_only=True)
+    began_at: float = attrs.field(kw_only=True)
 
 
 @attrs.frozen
@@ -113,12 +117,14 @@ class ModelPermit:
 
 @attrs.frozen
 class ModelOutcome:
-    """Tell the HealthActor how a call on a model ended; ``probe``: from the probe holder."""
+    """Tell the HealthActor how a call on a model ended; ``probe``: from the probe holder;
+    ``began_at``: when the call's gates were read."""
 
     model: str
     verdict: Verdict
     failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
     probe: bool = False
+    began_at: float = attrs.field(kw_only=True)
 
 
 @attrs.frozen

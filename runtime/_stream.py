@@ -14,7 +14,7 @@ from ._core._classify import Failure
 from ._core._clock import Clock
 from ._core._errors import RuntimeStoppedError, StreamInterrupted
 from ._core._observe import AttemptRecord, Observer, RequestClosed, Terminal
-from ._core._policy import HEALTHY
+from ._core._policy import HEALTHY, model_needs_news
 from ._core._redact import Redactor, redacted_traceback
 from ._core._types import Attempt, Done, Event, ServedBy, TextDelta
 from ._core._vocab import ErrorKind
@@ -127,16 +127,20 @@ class Stream:
         self._finished = True
         self._source_close()
         served = self._committed.served_by
+        model, began_at = self._committed.entry.key, self._committed.gate_at
         self._directory.tell(
-            profile_name(served.provider, served.profile), KeyOutcome(verdict, failure)
+            profile_name(served.provider, served.profile),
+            KeyOutcome(verdict, failure, model=model, began_at=began_at),
         )
-        model = self._committed.entry.key
-        if verdict == "error" or self._committed.probe:
+        probe = self._committed.probe
+        if verdict == "error" or probe:
             self._directory.tell(
-                HEALTH, ModelOutcome(model, verdict, failure, self._committed.probe)
+                HEALTH, ModelOutcome(model, verdict, failure, probe, began_at=began_at)
             )
-        elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
-            self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
+        elif verdict == "ok" and model_needs_news(
+            self._directory.cell(HEALTH).state.get(model, HEALTHY)
+        ):
+            self._directory.tell(HEALTH, ModelOutcome(model, "ok", began_at=began_at))
         if self._observer is not None:
             self._record(self._observer, verdict, failure)
 

@@ -22,6 +22,8 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 Api = Literal["openai", "anthropic"]
 APIS: tuple[str, ...] = ("openai", "anthropic")
+KeyOrder = Literal["priority", "round_robin"]
+KEY_ORDERS: tuple[str, ...] = ("priority", "round_robin")
 HEALTH_KINDS = ("rate_limit", "transient", "auth", "balance", "model_missing")
 
 
@@ -128,7 +130,13 @@ def _profiles(value: object) -> Mapping[str, str]:
 
 @attrs.frozen(repr=False)
 class ProviderConfig:
-    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts."""
+    """One provider: its API flavour, base URL, key profiles and timeouts.
+
+    ``key_order`` says which key a request tries first: ``"priority"`` (the default) always
+    starts with the first profile, so the others are spares; ``"round_robin"`` starts each
+    request one profile further on, so the keys share the load (and its rate limits). A
+    request still falls through to every other key in order after its first.
+    """
 
     name: str
     api: Api
@@ -137,9 +145,15 @@ class ProviderConfig:
     connect_timeout: float = attrs.field(default=5.0, validator=_number_field())
     first_token_timeout: float = attrs.field(default=60.0, validator=_number_field())
     idle_timeout: float = attrs.field(default=60.0, validator=_number_field())
+    key_order: KeyOrder = "priority"
 
     def __attrs_post_init__(self) -> None:
         where = f"providers[{self.name!r}]"
+        if self.key_order not in KEY_ORDERS:
+            raise ConfigError(
+                f"{where}.key_order",
+                f"must be one of {', '.join(KEY_ORDERS)}, got {self.key_order!r}",
+            )
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError(
                 "providers.name", f"{self.name!r} must be letters, digits, '_', '.', '-'"
@@ -159,6 +173,14 @@ class ProviderConfig:
                 raise ConfigError(
                     f"{where}.profiles.{profile}", "the key must be a non-empty string"
                 )
+
+    def key_sequence(self, turn: int) -> list[tuple[str, str]]:
+        """The (profile, key) pairs in the order request number ``turn`` tries them."""
+        pairs = list(self.profiles.items())
+        if self.key_order == "priority":
+            return pairs
+        start = turn % len(pairs)
+        return pairs[start:] + pairs[:start]
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
