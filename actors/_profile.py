@@ -89,7 +89,13 @@ class ProfileActor(SwitchoverActor):
                 jitter = key_jitter(self._rng)
                 self._set(
                     key_failure(
-                        self.state, model, message.failure, began_at, now, self._cooldown, jitter
+                        self.state,
+                        model,
+                        message.failure,
+                        began_at,
+                        now,
+                        cfg=self._cooldown,
+                        jitter=jitter,
                     ),
                     now,
                 )

@@ -178,6 +178,7 @@ def _cool(
     failure: Failure,
     began_at: float,
     now: float,
+    *,
     cfg: CooldownConfig,
     jitter: float,
 ) -> Cooldown:
@@ -215,6 +216,7 @@ def key_failure(
     failure: Failure,
     began_at: float,
     now: float,
+    *,
     cfg: CooldownConfig,
     jitter: float,
 ) -> KeyState:
@@ -223,9 +225,9 @@ def key_failure(
     whole, limit = state.tracks(model)
     if failure.kind is ErrorKind.RATE_LIMIT:
         whole = _back_in_service(whole, began_at, now)
-        limit = _cool(limit, failure, began_at, now, cfg, jitter)
+        limit = _cool(limit, failure, began_at, now, cfg=cfg, jitter=jitter)
     elif failure.kind in KEY_KINDS:
-        whole = _cool(whole, failure, began_at, now, cfg, jitter)
+        whole = _cool(whole, failure, began_at, now, cfg=cfg, jitter=jitter)
         limit = _back_in_service(limit, began_at, now)
     else:
         whole, limit = (_back_in_service(t, began_at, now) for t in (whole, limit))

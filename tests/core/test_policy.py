@@ -108,11 +108,11 @@ def test_shrunk_cooldown_config_is_honoured() -> None:
 
 
 def test_key_failure_counts_and_cools_only_for_key_kinds() -> None:
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
     assert (count(state), state.until(M)) == (1, NOW + 5.0)
     assert (state.calls, state.errors, state.last_kind) == (1, 1, K.RATE_LIMIT)
     for kind in set(ErrorKind) - KEY_KINDS:
-        other = key_failure(KeyState(), M, fail(kind), NOW, NOW, CFG, 1.0)
+        other = key_failure(KeyState(), M, fail(kind), NOW, NOW, cfg=CFG, jitter=1.0)
         assert (count(other), other.until(M)) == (0, None), kind
 
 
@@ -121,35 +121,37 @@ def test_key_kinds_are_exactly_rate_limit_auth_balance() -> None:
 
 
 def test_a_new_key_cooldown_never_shortens_an_existing_one() -> None:
-    state = key_failure(KeyState(), M, fail(K.BALANCE), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.BALANCE), NOW, NOW, cfg=CFG, jitter=1.0)
     assert state.until(M) == NOW + 300.0
-    later = key_failure(state, M, fail(K.AUTH), NOW + 1.0, NOW + 1.0, CFG, 1.0)
+    later = key_failure(state, M, fail(K.AUTH), NOW + 1.0, NOW + 1.0, cfg=CFG, jitter=1.0)
     assert count(later) == 2
     assert later.until(M) == NOW + 300.0
-    limited = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 1.0, NOW + 1.0, CFG, 1.0)
+    limited = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 1.0, NOW + 1.0, cfg=CFG, jitter=1.0)
     assert limited.until(M) == NOW + 300.0  # the whole key's cooldown still holds for M
 
 
 def test_failure_count_survives_cooldown_expiry() -> None:
     # The reference deleted the count when the cooldown expired, so backoff never grew.
     clock = FakeClock(start=NOW)
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), clock.now(), clock.now(), CFG, 1.0)
+    state = key_failure(
+        KeyState(), M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0
+    )
     clock.advance(5.0)
     assert key_gate(state, M, clock.now()) == "expired"
     state, granted = key_grant(state, M, clock.now(), lease=60.0)
     assert granted
     assert count(state) == 1
-    state = key_failure(state, M, fail(K.RATE_LIMIT), clock.now(), clock.now(), CFG, 1.0)
+    state = key_failure(state, M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0)
     assert count(state) == 2
     assert state.until(M) == clock.now() + 10.0
     clock.advance(10.0)
-    state = key_failure(state, M, fail(K.RATE_LIMIT), clock.now(), clock.now(), CFG, 1.0)
+    state = key_failure(state, M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0)
     assert state.until(M) == clock.now() + 20.0
 
 
 def test_failure_count_resets_only_on_success() -> None:
-    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW, CFG, 1.0)
-    state = key_failure(state, M, fail(K.TRANSIENT), NOW + 10, NOW + 10, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW, cfg=CFG, jitter=1.0)
+    state = key_failure(state, M, fail(K.TRANSIENT), NOW + 10, NOW + 10, cfg=CFG, jitter=1.0)
     state = key_release(state, M, LATER)
     assert count(state) == 1
     state = key_success(state, M, LATER, LATER)
@@ -158,16 +160,16 @@ def test_failure_count_resets_only_on_success() -> None:
 
 
 def test_a_non_key_failure_on_an_expired_key_puts_it_back_in_service() -> None:
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
-    cooling = key_failure(state, M, fail(K.TRANSIENT), NOW + 1.0, NOW + 1.0, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    cooling = key_failure(state, M, fail(K.TRANSIENT), NOW + 1.0, NOW + 1.0, cfg=CFG, jitter=1.0)
     assert key_gate(cooling, M, NOW + 1.0) == "cooling"
-    back = key_failure(state, M, fail(K.TRANSIENT), NOW + 6.0, NOW + 6.0, CFG, 1.0)
+    back = key_failure(state, M, fail(K.TRANSIENT), NOW + 6.0, NOW + 6.0, cfg=CFG, jitter=1.0)
     assert key_gate(back, M, NOW + 6.0) == "ready"
     assert count(back) == 1
 
 
 def test_key_grant_hands_an_expired_key_to_one_caller_per_lease() -> None:
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
     assert key_grant(state, M, NOW + 1.0, lease=30.0) == (state, False)
     state, first = key_grant(state, M, NOW + 6.0, lease=30.0)
     _, second = key_grant(state, M, NOW + 7.0, lease=30.0)
@@ -185,7 +187,7 @@ def test_key_grant_on_a_ready_key_takes_no_lease() -> None:
 
 
 def test_key_reset_clears_cooldown_and_count_but_keeps_counters() -> None:
-    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW, cfg=CFG, jitter=1.0)
     state = key_reset(state)
     assert (state.until(M), count(state)) == (None, 0)
     assert (state.calls, state.errors) == (1, 1)
@@ -196,7 +198,9 @@ def test_key_cooldown_expires_on_the_default_clock() -> None:
     import time
 
     clock = SystemClock()
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), clock.now(), clock.now(), CFG, 1.0)
+    state = key_failure(
+        KeyState(), M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0
+    )
     with freeze_time("2026-03-01 12:00:04.9"):
         assert key_gate(state, M, clock.now()) == "cooling"
     with freeze_time("2026-03-01 12:00:05"):
@@ -207,7 +211,9 @@ def test_key_cooldown_expires_on_the_default_clock() -> None:
 def test_key_cooldown_expires_when_freezegun_ticks() -> None:
     with freeze_time("2026-03-01 12:00:00") as frozen:
         clock = SystemClock()
-        state = key_failure(KeyState(), M, fail(K.AUTH), clock.now(), clock.now(), CFG, 1.0)
+        state = key_failure(
+            KeyState(), M, fail(K.AUTH), clock.now(), clock.now(), cfg=CFG, jitter=1.0
+        )
         frozen.tick(4.0)
         assert key_gate(state, M, clock.now()) == "cooling"
         frozen.tick(1.0)
@@ -221,7 +227,7 @@ def burst(state: KeyState, kind: ErrorKind, n: int, began: float, now: float) ->
     """``n`` calls that all began at ``began`` fail one after another from ``now``."""
     for i in range(n):
         failure = fail(kind, retry_after=1.0)
-        state = key_failure(state, M, failure, began, now + i * 0.01, CFG, 1.0)
+        state = key_failure(state, M, failure, began, now + i * 0.01, cfg=CFG, jitter=1.0)
     return state
 
 
@@ -236,14 +242,14 @@ def test_a_burst_of_simultaneous_key_failures_is_one_episode(kind: ErrorKind) ->
 
 
 def test_a_key_failure_after_the_cooldown_began_is_a_new_episode() -> None:
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
     state, _ = key_grant(state, M, NOW + 6.0, lease=30.0)
-    state = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 6.0, NOW + 7.0, CFG, 1.0)
+    state = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 6.0, NOW + 7.0, cfg=CFG, jitter=1.0)
     assert (count(state), state.until(M)) == (2, NOW + 17.0)
 
 
 def test_a_success_that_began_before_a_key_cooled_does_not_heal_it() -> None:
-    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW + 1.0, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW + 1.0, cfg=CFG, jitter=1.0)
     old = key_success(state, M, NOW - 5.0, NOW + 2.0)
     assert (count(old), old.until(M)) == (1, NOW + 6.0)
     assert (old.calls, old.successes) == (2, 1)
@@ -252,34 +258,34 @@ def test_a_success_that_began_before_a_key_cooled_does_not_heal_it() -> None:
 
 
 def test_a_failure_that_began_before_a_key_recovered_does_not_cool_it_again() -> None:
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW + 1.0, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW + 1.0, cfg=CFG, jitter=1.0)
     state = key_success(state, M, NOW + 6.0, NOW + 7.0)  # recovered through its probe
-    old = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 0.5, NOW + 8.0, CFG, 1.0)
+    old = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 0.5, NOW + 8.0, cfg=CFG, jitter=1.0)
     assert (count(old), key_gate(old, M, NOW + 8.0)) == (0, "ready")
 
 
 def test_a_rate_limit_cools_a_key_for_that_model_only() -> None:
-    state = key_failure(KeyState(), "p/a", fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), "p/a", fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
     assert key_gate(state, "p/a", NOW + 1.0) == "cooling"
     assert key_gate(state, "p/b", NOW + 1.0) == "ready"
-    auth = key_failure(KeyState(), "p/a", fail(K.AUTH), NOW, NOW, CFG, 1.0)
+    auth = key_failure(KeyState(), "p/a", fail(K.AUTH), NOW, NOW, cfg=CFG, jitter=1.0)
     assert key_gate(auth, "p/b", NOW + 1.0) == "cooling"  # auth cools the whole key
 
 
 def test_a_success_on_another_model_keeps_a_models_rate_limit() -> None:
     # Issue 15 item 3: the same key's success for the next model wiped the cooldown.
-    state = key_failure(KeyState(), "p/a", fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), "p/a", fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
     state = key_success(state, "p/b", NOW + 0.1, NOW + 1.0)
     assert key_gate(state, "p/a", NOW + 1.0) == "cooling"
     assert state.limits["p/a"].failures == 1
 
 
 def test_an_old_outcome_does_not_end_a_key_probe_lease() -> None:
-    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
     state, granted = key_grant(state, M, NOW + 6.0, lease=30.0)
     assert granted
     for old in (
-        key_failure(state, M, fail(K.TRANSIENT), NOW - 1.0, NOW + 7.0, CFG, 1.0),
+        key_failure(state, M, fail(K.TRANSIENT), NOW - 1.0, NOW + 7.0, cfg=CFG, jitter=1.0),
         key_release(state, M, NOW - 1.0),
     ):
         assert not key_grant(old, M, NOW + 8.0, lease=30.0)[1], "the probe is still out"

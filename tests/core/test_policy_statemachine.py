@@ -210,7 +210,7 @@ class Policies(RuleBasedStateMachine):
     ) -> None:
         failure = Failure(kind=kind, message=str(kind), retry_after=retry_after)
         began = self.now - ago
-        self.key = key_failure(self.key, M, failure, began, self.now, CFG, jitter)
+        self.key = key_failure(self.key, M, failure, began, self.now, cfg=CFG, jitter=jitter)
         # A rate limit cools the key for the call's model; auth and balance the whole key;
         # the other track (and every track, for other kinds) sees a call that got past it.
         other = ErrorKind.TRANSIENT
