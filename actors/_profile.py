@@ -62,9 +62,9 @@ class ProfileActor(SwitchoverActor):
         moved: list[tuple[str | None, float | None]] = []
         if state.whole.until != old.whole.until:
             moved.append((None, state.whole.until))
-        for model, limit in state.limits.items():
-            if limit.until != old.limits.get(model, CLEAR).until:
-                moved.append((model, limit.until))
+        for name, limit in state.limits.items():
+            if limit.until != old.limits.get(name, CLEAR).until:
+                moved.append((name, limit.until))
         after = self.clock.now()
         for model, until in moved:
             self.observer.key_changed(

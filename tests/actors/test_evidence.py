@@ -19,7 +19,7 @@ from switchover import (
     RetryConfig,
     Runtime,
 )
-from switchover.testing import Fail, Reply, ScriptedProvider
+from switchover.testing import Fail, ScriptedProvider
 from switchover.testing._history import History
 
 RATE_LIMIT = Fail(
@@ -138,7 +138,8 @@ profiles = { p0 = "sk-a-0-0123456789abcdef" }
 def _outage_bench() -> Any:
     path = Path(__file__).resolve().parents[2] / "bench" / "outage_edge.py"
     spec = importlib.util.spec_from_file_location("outage_edge", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
