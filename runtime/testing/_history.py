@@ -34,7 +34,8 @@ The rules (:data:`RULES`):
     no call starts after its request's deadline.
 ``evidence``
     no call begins on a key or model between the change that cooled it (after a failure)
-    and the end of that cooldown, except a granted probe. Unlike ``key_cooldown`` and
+    and the end of that cooldown, except a granted probe; nor on a model on probation
+    before its probe holder's verdict, except the holder and requests with no later entry. Unlike ``key_cooldown`` and
     ``model_gate`` this does not trust the published state: a cooldown undone early by old
     news (the success of a call that began before the target cooled) still forbids the
     calls that follow. A heal inside the window is accepted only when a call that may not
@@ -159,6 +160,7 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
     models: dict[str, list[ModelChange]] = collections.defaultdict(list)
     violations: list[Violation] = []
     flagged: set[int] = set()  # attempts a published gate already forbade
+    lasts: set[int] = set()  # attempts on their request's last chain entry
     for record in records:
         if isinstance(record, RequestOpened):
             if record.request_id in opened:
@@ -188,9 +190,11 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
             gated = list(_gates(attempt, key_states, model_states, last=last))
             if gated:
                 flagged.add(id(attempt))
+            if last:
+                lasts.add(id(attempt))
             violations.extend(gated)
     violations.extend(_probes(attempts))
-    violations.extend(_evidence(attempts, keys, models, flagged))
+    violations.extend(_evidence(attempts, keys, models, flagged, lasts))
     return tuple(violations)
 
 
@@ -365,19 +369,29 @@ def _evidence(
     keys: Mapping[tuple[str, str, str | None], Sequence[KeyChange]],
     models: Mapping[str, Sequence[ModelChange]],
     flagged: set[int],
+    last: set[int],
 ) -> Iterator[Violation]:
     calls = [a for made in attempts.values() for a in made if a.outcome != "skipped"]
     for model, model_changes in models.items():
         windows = _windows(
             [
-                _Change(c.before, c.after, c.until, c.state in _COOLED, c.reset)
+                _Change(
+                    c.before,
+                    c.after,
+                    math.inf if c.state is HealthState.PROBING else c.until,
+                    c.state is not HealthState.HEALTHY,
+                    c.reset,
+                )
                 for c in model_changes
             ],
             [a for a in calls if a.model == model],
         )
         for window in windows:
             for call in window.calls:
-                if not call.probe and id(call) not in flagged:
+                # On probation (an open-ended window) a request with nothing after the
+                # model may still call it; a granted probe may always.
+                allowed = call.probe or (window.probation and id(call) in last)
+                if not allowed and id(call) not in flagged:
                     yield window.violation(call, model)
     for (provider, profile, scope), key_changes in keys.items():
         on_key = [a for a in calls if (a.provider, a.profile) == (provider, profile)]
@@ -396,15 +410,16 @@ def _evidence(
                     yield window.violation(call, where)
 
 
-_COOLED = (HealthState.COOLING, HealthState.DISABLED)
-
-
 @attrs.frozen
 class _Change:
+    """A published change as the rule reads it: ``until`` is when the target may be called
+    again (infinite for a model on probation: until the probe holder's verdict), ``out``
+    whether it takes the target out of service."""
+
     before: float
     after: float
     until: float | None
-    cooling: bool
+    out: bool
     reset: bool
 
 
@@ -415,40 +430,44 @@ class _Window:
     start: float
     end: float
     calls: tuple[AttemptRecord, ...]
+    #: A model on probation: open until the probe holder's verdict.
+    probation: bool
 
     def violation(self, call: AttemptRecord, target: str) -> Violation:
+        what = "the probation begun" if self.probation else "the cooldown set"
+        until = "the probe's verdict" if self.end == math.inf else f"{self.end:.6f}"
         return Violation(
             "evidence",
             call.request_id,
-            f"called {target} at {call.gate_at:.6f}, inside the cooldown set at "
-            f"{self.start:.6f} until {self.end:.6f}",
+            f"called {target} at {call.gate_at:.6f}, inside {what} at "
+            f"{self.start:.6f} until {until}",
         )
 
 
 def _windows(changes: Sequence[_Change], calls: Sequence[AttemptRecord]) -> Iterator[_Window]:
-    """Each cooling change's window, from its ``after`` to its deadline. A later change that
-    heals or shortens it ends the window early only when it is an operator reset, or when a
-    call that may not have seen the cooling (gates read at or after the change's
-    ``before``) succeeded before it; old news (a success of a call that began earlier)
-    does not."""
+    """Each out-of-service change's window, from its ``after`` to its deadline. A later
+    change ends it early when it takes the target out again (that change's own window
+    takes over), or when it heals it and is explained: an operator reset, or a success of a
+    call that may not have seen the first change (gates read at or after its ``before``).
+    A heal by old news (a success of a call that began earlier) does not end it."""
     ordered = sorted(changes, key=lambda c: (c.before, c.after))
     successes = sorted(a.gate_at for a in calls if a.outcome == "ok")
     for rank, change in enumerate(ordered):
-        if not change.cooling or change.until is None or change.until <= change.after:
+        if not change.out or change.until is None or change.until <= change.after:
             continue
         end, healed = change.until, math.inf
+        first = bisect.bisect_left(successes, change.before)
         for later in ordered[rank + 1 :]:
             if later.before >= end:
                 break
-            if later.cooling and (later.until or 0.0) >= end:
-                continue  # extended, not healed
-            first = bisect.bisect_left(successes, change.before)
-            if later.reset or (first < len(successes) and successes[first] <= later.before):
-                # A caller that read the state after the heal began may have seen it; the
-                # later change's own window (if any) takes over.
+            if later.out and (later.until or 0.0) >= end:
+                continue  # extended
+            explained = first < len(successes) and successes[first] <= later.before
+            if later.out or later.reset or explained:
+                # A caller that read the state after the change began may have seen it.
                 healed = later.before
                 break
         # A tie with ``after`` is no proof that the caller saw the change.
         inside = tuple(a for a in calls if change.after < a.gate_at < end and a.start < healed)
         if inside:
-            yield _Window(change.after, min(end, healed), inside)
+            yield _Window(change.after, min(end, healed), inside, change.until == math.inf)

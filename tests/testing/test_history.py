@@ -81,6 +81,7 @@ def health(
 
 
 COOLING, DISABLED, HEALTHY = HealthState.COOLING, HealthState.DISABLED, HealthState.HEALTHY
+PROBING = HealthState.PROBING
 
 
 def one_request(*records: Record, chain: tuple[str, ...] = ()) -> list[Record]:
@@ -196,6 +197,38 @@ CASES = [
         ),
         [],
         id="after-the-cooldown-anything-goes",
+    ),
+    pytest.param(
+        one_request(
+            call(5.0, outcome="ok", took=6.9, profile="p1"),  # a long stream begun before
+            health(PROBING, 9.0, 9.0, 9.1),  # a request is retrying the model in place
+            health(HEALTHY, None, 12.0, 12.1),  # healed by that old news
+            call(13, model="a/m"),
+            call(14, model="a/n"),
+            chain=("a/m", "a/n"),
+        ),
+        ["evidence"],
+        id="old-news-ended-a-probation",
+    ),
+    pytest.param(
+        one_request(
+            health(PROBING, 9.0, 9.0, 9.1),
+            call(10.0, model="a/m"),  # nothing after a/m in its chain: it may call
+        ),
+        [],
+        id="a-last-entry-may-call-a-model-on-probation",
+    ),
+    pytest.param(
+        one_request(
+            health(PROBING, 9.0, 9.0, 9.1),
+            call(9.5, outcome="ok", probe=True, took=2.0),  # the holder's retry succeeded
+            health(HEALTHY, None, 11.6, 11.7),
+            call(12.0, model="a/m", profile="p1"),
+            call(13.0, model="a/n"),
+            chain=("a/m", "a/n"),
+        ),
+        [],
+        id="the-holder-ends-the-probation",
     ),
     pytest.param(
         one_request(
