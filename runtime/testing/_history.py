@@ -35,8 +35,9 @@ The rules (:data:`RULES`):
 ``evidence``
     no call begins on a key or model between the change that cooled it (after a failure)
     and the end of that cooldown, except a granted probe; nor on a model on probation
-    before its probe holder's verdict, except the holder and requests with no later entry. Unlike ``key_cooldown`` and
-    ``model_gate`` this does not trust the published state: a cooldown undone early by old
+    before its probe holder's verdict, except the holder and requests with no later entry.
+    Unlike ``key_cooldown`` and ``model_gate`` this does not trust the published state: a
+    cooldown undone early by old
     news (the success of a call that began before the target cooled) still forbids the
     calls that follow. A heal inside the window is accepted only when a call that may not
     have seen the cooling (its gates read after the change began) succeeded before it.
