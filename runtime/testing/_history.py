@@ -37,11 +37,10 @@ The rules (:data:`RULES`):
     and the end of that cooldown, except a granted probe; nor on a model on probation
     before its probe holder's verdict, except the holder and requests with no later entry.
     Unlike ``key_cooldown`` and ``model_gate`` this does not trust the published state: a
-    cooldown undone early by old
-    news (the success of a call that began before the target cooled) still forbids the
-    calls that follow. A heal inside the window is accepted only when a call that may not
-    have seen the cooling (its gates read after the change began) succeeded before it.
-    Operator resets heal without evidence: a run that resets is not checked by this rule.
+    cooldown undone early by old news (the success of a call that began before the target
+    cooled) still forbids the calls that follow. A heal inside the window is accepted when
+    it is an operator reset (``reset`` on the change), or when a call that may not have
+    seen the cooling (its gates read after the change began) succeeded before it.
 
 Timing: the actors publish a change, then read the clock (``after``); a chain worker
 reads the clock (``gate_at``), then the published state, then the clock again (``start``)
