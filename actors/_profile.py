@@ -21,34 +21,33 @@ from .._core._policy import (
     key_success,
 )
 from .._core._redact import fingerprint
-from ._base import Cell, Context, SwitchoverActor
-from .messages import AcquireKey, KeyOutcome, KeyPermit, ResetKey
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
+from .messages import AcquireKey, Granted, KeyFailed, KeyReleased, KeySucceeded, Refused, ResetKey
 
 
-class ProfileActor(SwitchoverActor):
+class ProfileActor(SwitchoverActor[KeyState]):
     """Owns one key's state. Never does I/O, never asks another actor."""
 
     kind = "profile"
 
     def __init__(
         self,
-        cell: Cell,
+        cell: Cell[KeyState],
         context: Context,
         *,
         provider: str,
         profile: str,
         key: str,
         cooldown: CooldownConfig,
-        lease: float,
         rng: random.Random,
     ) -> None:
         super().__init__(cell, context)
         self.provider = provider
         self.profile = profile
         self._cooldown = cooldown
-        self._lease = lease
         self._rng = rng
-        self.state: KeyState = cell.state
+        self.state = cell.state
 
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
@@ -81,37 +80,34 @@ class ProfileActor(SwitchoverActor):
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
-        if isinstance(message, KeyOutcome):
-            model, began_at = message.model, message.began_at
-            if message.verdict == "ok":
-                self._set(key_success(self.state, model, began_at, now), now)
-            elif message.verdict == "error" and message.failure is not None:
-                jitter = key_jitter(self._rng)
-                self._set(
-                    key_failure(
-                        self.state,
-                        model,
-                        message.failure,
-                        began_at,
-                        now,
-                        cfg=self._cooldown,
-                        jitter=jitter,
-                    ),
-                    now,
-                )
-            else:
-                self._set(key_release(self.state, model, began_at), now)
+        if isinstance(message, KeySucceeded):
+            self._set(key_success(self.state, message.model, message.began_at, now), now)
+            return None
+        if isinstance(message, KeyFailed):
+            state = key_failure(
+                self.state,
+                message.model,
+                message.failure,
+                message.began_at,
+                now,
+                cfg=self._cooldown,
+                jitter=key_jitter(self._rng),
+            )
+            self._set(state, now)
+            return None
+        if isinstance(message, KeyReleased):
+            self._set(key_release(self.state, message.model, message.began_at), now)
             return None
         if isinstance(message, AcquireKey):
-            lease = self._lease if message.lease_until is None else message.lease_until - now
-            state, granted = key_grant(self.state, message.model, now, max(0.0, lease))
+            model = message.model
+            probe = key_gate(self.state, model, now) == "expired"
+            lease = max(0.0, message.lease_until - now)
+            state, granted = key_grant(self.state, model, now, lease)
             self._set(state, now)
             if granted:
-                return KeyPermit(granted=True)
-            cooling = key_gate(state, message.model, now) == "cooling"
-            return KeyPermit(
-                granted=False, reason="key cooling" if cooling else "key probe in flight"
-            )
+                return Granted(probe=probe)
+            cooling = key_gate(state, model, now) == "cooling"
+            return Refused("key cooling" if cooling else "key probe in flight")
         if isinstance(message, ResetKey):
             self._set(key_reset(self.state), now, reset=True)
             return True

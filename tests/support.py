@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from switchover import Config, CooldownConfig, ProviderConfig, RetryConfig, Runtime
+from switchover.testing import inject_hold
 
 #: Realistic keys. PLAIN_KEY has no ``sk-`` shape: only the runtime's knowledge of the
 #: configured keys can keep it out of messages.
@@ -72,7 +73,7 @@ def flush(rt: Runtime) -> None:
     done.set()
     for snapshot in rt.inspect().actors:
         if snapshot.kind in ("profile", "health"):
-            assert rt.inject_hold(snapshot.name, done).wait(timeout=10)
+            assert inject_hold(rt, snapshot.name, done).wait(timeout=10)
 
 
 #: A ``python -c`` program: run the ``switchover`` command (``sys.argv[1:]``) with the
