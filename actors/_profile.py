@@ -9,6 +9,8 @@ from typing import Any
 from .._core._config import CooldownConfig
 from .._core._observe import KeyChange
 from .._core._policy import (
+    CLEAR,
+    Cooldown,
     KeyState,
     key_failure,
     key_gate,
@@ -50,42 +52,64 @@ class ProfileActor(SwitchoverActor[KeyState]):
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
 
-    def _set(self, state: KeyState, now: float) -> None:
+    def _set(self, state: KeyState, now: float, *, reset: bool = False) -> None:
         old, self.state = self.state, state
         self.publish(state)
-        if self.observer is not None and state.cooldown_until != old.cooldown_until:
+        if self.observer is None:
+            return
+        # One change per cooldown that moved: the whole key's (model None) or a model's.
+        moved: list[tuple[str | None, float | None]] = []
+        if state.whole.until != old.whole.until:
+            moved.append((None, state.whole.until))
+        for name, limit in state.limits.items():
+            if limit.until != old.limits.get(name, CLEAR).until:
+                moved.append((name, limit.until))
+        after = self.clock.now()
+        for model, until in moved:
             self.observer.key_changed(
                 KeyChange(
                     provider=self.provider,
                     profile=self.profile,
-                    cooldown_until=state.cooldown_until,
+                    model=model,
+                    cooldown_until=until,
                     before=now,
-                    after=self.clock.now(),
+                    after=after,
+                    reset=reset,
                 )
             )
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
         if isinstance(message, KeySucceeded):
-            self._set(key_success(self.state), now)
+            self._set(key_success(self.state, message.model, message.began_at, now), now)
             return None
         if isinstance(message, KeyFailed):
-            jitter = key_jitter(self._rng)
-            self._set(key_failure(self.state, message.failure, now, self._cooldown, jitter), now)
+            state = key_failure(
+                self.state,
+                message.model,
+                message.failure,
+                message.began_at,
+                now,
+                cfg=self._cooldown,
+                jitter=key_jitter(self._rng),
+            )
+            self._set(state, now)
             return None
         if isinstance(message, KeyReleased):
-            self._set(key_release(self.state), now)
+            self._set(key_release(self.state, message.model, message.began_at), now)
             return None
         if isinstance(message, AcquireKey):
-            probe = key_gate(self.state, now) == "expired"
-            state, granted = key_grant(self.state, now, max(0.0, message.lease_until - now))
+            model = message.model
+            probe = key_gate(self.state, model, now) == "expired"
+            lease = max(0.0, message.lease_until - now)
+            state, granted = key_grant(self.state, model, now, lease)
             self._set(state, now)
             if granted:
                 return Granted(probe=probe)
-            reason = "key cooling" if key_gate(state, now) == "cooling" else "key probe in flight"
-            return Refused(reason)
+            cooling = key_gate(state, model, now) == "cooling"
+            return Refused("key cooling" if cooling else "key probe in flight")
         if isinstance(message, ResetKey):
-            self._set(key_reset(self.state), now)
+            self._set(key_reset(self.state), now, reset=True)
             return True
         raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
 
@@ -105,18 +129,35 @@ def key_renderer(
 def _key_view(
     provider: str, profile: str, key_fingerprint: str, state: KeyState, now: float
 ) -> Mapping[str, Any]:
-    remaining = None
-    if state.cooldown_until is not None:
-        remaining = round(max(0.0, state.cooldown_until - now), 3)
+    tracks = (state.whole, *state.limits.values())
     return {
         "provider": provider,
         "profile": profile,
         "key": key_fingerprint,
-        "cooldown_remaining": remaining,
-        "consecutive_failures": state.failures,
+        # The key as a whole reads as its longest cooldown and count (the whole key's or a
+        # model's rate limit); ``rate_limits`` breaks the per-model ones out.
+        "cooldown_remaining": _remaining(_latest(tracks), now),
+        "consecutive_failures": max(t.failures for t in tracks),
+        "rate_limits": {
+            model: {
+                "cooldown_remaining": _remaining(limit.until, now),
+                "consecutive_failures": limit.failures,
+            }
+            for model, limit in sorted(state.limits.items())
+            if limit.until is not None or limit.failures
+        },
         "last_error_kind": None if state.last_kind is None else str(state.last_kind),
         "last_error": state.last_error,
         "calls": state.calls,
         "successes": state.successes,
         "failures": state.errors,
     }
+
+
+def _remaining(until: float | None, now: float) -> float | None:
+    return None if until is None else round(max(0.0, until - now), 3)
+
+
+def _latest(tracks: tuple[Cooldown, ...]) -> float | None:
+    ends = [t.until for t in tracks if t.until is not None]
+    return max(ends) if ends else None

@@ -90,13 +90,17 @@ class AttemptRecord:
 
 @attrs.frozen
 class KeyChange:
-    """A profile actor published a new cooldown deadline (None: no cooldown)."""
+    """A profile actor published a new cooldown deadline (None: no cooldown) for the whole
+    key (``model`` None) or for one model's rate limit on it."""
 
     provider: str
     profile: str
     cooldown_until: float | None
     before: float
     after: float
+    model: str | None = attrs.field(kw_only=True)
+    #: An operator reset, not evidence from a call.
+    reset: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
@@ -108,6 +112,8 @@ class ModelChange:
     until: float | None
     before: float
     after: float
+    #: An operator reset, not evidence from a call.
+    reset: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
