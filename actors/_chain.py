@@ -175,6 +175,7 @@ class _Walk:
         self.probe = False  # this walk holds the entry's single model probe
         self.recovering = False  # ... and was let through as the probe after a cooldown
         self.dropped = False  # max_tokens was dropped for this model
+        self.began_at = 0.0  # when the gates of the walk's latest call were read
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -211,11 +212,13 @@ class _Walk:
         end = self._profiles()
         if isinstance(end, Committed):
             return end  # the stream reports the call's outcome, the probe's too, when it ends
-        outcome: KeyOutcome = KeyReleased()
-        if isinstance(end, NextModel) and end.report is not None:
-            outcome = KeyFailed(end.report)
         model = self.entry.key
-        report = model_report(model, outcome, probe=self.probe, table=self.directory.health_table())
+        outcome: KeyOutcome = KeyReleased(model, began_at=self.clock.now())
+        if isinstance(end, NextModel) and end.report is not None:
+            # The model hears of the entry's last call: a probation begun by this walk's
+            # first failure must not make its own later verdict old news.
+            outcome = KeyFailed(model, end.report, began_at=self.began_at)
+        report = model_report(outcome, probe=self.probe, table=self.directory.health_table())
         if report is not None:
             self._tell(HEALTH, report)
         return end if isinstance(end, Failed) else None
@@ -244,18 +247,20 @@ class _Walk:
         provider_config = self.config.provider(self.entry.provider)
         assert provider_config is not None
         key_failure: Failure | None = None  # the model hears it if no profile is left
-        for profile, key in provider_config.profiles.items():
+        model = self.entry.key
+        for profile, key in provider_config.key_sequence(self.run_msg.request_id):
             name = profile_name(self.entry.provider, profile)
             state = self.directory.key_state(name)
             now = self.clock.now()
-            gate = key_gate(state, now)
+            gate = key_gate(state, model, now)
             if gate == "cooling":
-                assert state.cooldown_until is not None  # a cooling key has a deadline
-                self._skip(profile, f"key cooling for {state.cooldown_until - now:.1f}s")
+                until = state.until(model)
+                assert until is not None  # a cooling key has a deadline
+                self._skip(profile, f"key cooling for {until - now:.1f}s")
                 continue
             held = False  # holds the probe of a key whose cooldown ended, until an outcome
             if gate == "expired":
-                permit = self._ask(name, AcquireKey(self._lease_until()))
+                permit = self._ask(name, AcquireKey(model, self._lease_until()))
                 if not isinstance(permit, Granted):
                     reason = permit.reason if isinstance(permit, Refused) else "key unavailable"
                     self._skip(profile, reason)
@@ -282,15 +287,16 @@ class _Walk:
                 if not self._model_open(gate_at):
                     self._skip(profile, "model taken out of service by another request")
                     return NextModel(None)
-                if not self._key_open(name, gate_at, held=held):
+                if not self._key_open(name, gate_at, held=held):  # for this entry's model
                     self._skip(profile, "key cooled down by another request")
                     return None
                 max_tokens = None if self.dropped else self.request.max_tokens
+                self.began_at = gate_at
                 outcome = self._call(profile, key, max_tokens, gate_at=gate_at)
                 held = False  # the call's outcome (or the stream) reports to the key
                 if isinstance(outcome, Committed):
                     return outcome
-                self._tell(name, KeyFailed(outcome))
+                self._tell(name, KeyFailed(self.entry.key, outcome, began_at=gate_at))
                 if self.run_msg.cancel.is_set():
                     return self._fail(_stopped_error())
                 standing = Standing(
@@ -324,7 +330,7 @@ class _Walk:
                     return decision
         finally:
             if held:  # left without a call outcome: let the next caller have the key
-                self._tell(name, KeyReleased())
+                self._tell(name, KeyReleased(self.entry.key, began_at=self.clock.now()))
 
     # -- gates, permits and time -------------------------------------------------------------
 
@@ -362,7 +368,7 @@ class _Walk:
 
     def _key_open(self, name: str, now: float, *, held: bool) -> bool:
         """Re-read just before a call: another request's failure may have cooled the key."""
-        gate = key_gate(self.directory.key_state(name), now)
+        gate = key_gate(self.directory.key_state(name), self.entry.key, now)
         return gate == "ready" or (held and gate == "expired")
 
     def _stopped(self, now: float) -> Failed | None:
@@ -576,7 +582,8 @@ class _Walk:
             key_ready = min(
                 max(
                     now,
-                    self.directory.key_state(profile_name(entry.provider, p)).cooldown_until or now,
+                    self.directory.key_state(profile_name(entry.provider, p)).until(entry.key)
+                    or now,
                 )
                 for p in provider.profiles
             )

@@ -51,10 +51,12 @@ class HealthActor(SwitchoverActor[HealthTable]):
     """Owns every model's row; publishes the whole table (immutable) after each change.
 
     Rows of the models the configuration names (``keep``) stay for good. Any other row is
-    dropped once it is healthy again, or once it has been past its cooldown for longer
-    than the longest cooldown (``model_max``: its failure count no longer says anything
-    a fresh failure would not), and the stalest are evicted beyond :data:`MAX_ROWS`. A
-    row with a probe in flight is never dropped (that would let a second probe through).
+    dropped by a reset; once it has been healthy for longer than a request may run
+    (``settle``: no call that began before it healed is still out, so its ``changed_at``
+    has nothing left to make old news); or once it has been past its cooldown for longer
+    than the longest cooldown (``model_max``: its failure count no longer says anything a
+    fresh failure would not). The stalest are evicted beyond :data:`MAX_ROWS`. A row with
+    a probe in flight is never dropped (that would let a second probe through).
     """
 
     kind = "health"
@@ -65,30 +67,36 @@ class HealthActor(SwitchoverActor[HealthTable]):
         context: Context,
         *,
         cooldown: CooldownConfig,
+        settle: float,
         keep: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(cell, context)
         self._cooldown = cooldown
+        self._settle = settle
         self._keep = keep
         self.table: dict[str, ModelRow] = dict(cell.state)
         self._next_sweep = 0.0
 
-    def _set(self, model: str, row: ModelRow, now: float, *, remote: bool = False) -> None:
+    def _set(
+        self, model: str, row: ModelRow, now: float, *, reset: bool = False, remote: bool = False
+    ) -> None:
         old = self.table.get(model, HEALTHY)
         changed = (row.state, row.until) != (old.state, old.until)
-        if changed and not remote:
-            row = attrs.evolve(row, origin=None, changed_at=now)
+        if changed and not remote and row.origin is not None:
+            row = attrs.evolve(row, origin=None)  # this process changed it
         if old == row:
             return
         # Re-inserted at the end (or dropped): the table's order is the eviction order.
         self.table.pop(model, None)
-        if model in self._keep or not _disposable(row, now):
+        if model in self._keep or not reset:  # a reset forgets an unconfigured model
             self.table[model] = row
         self._evict(now)
         self.publish(MappingProxyType(dict(self.table)))
-        self._observe(model, old, row, now)
+        self._observe(model, old, row, now, reset=reset)
 
-    def _observe(self, model: str, old: ModelRow, row: ModelRow, now: float) -> None:
+    def _observe(
+        self, model: str, old: ModelRow, row: ModelRow, now: float, *, reset: bool = False
+    ) -> None:
         if self.observer is not None and (row.state, row.until) != (old.state, old.until):
             self.observer.model_changed(
                 ModelChange(
@@ -97,6 +105,7 @@ class HealthActor(SwitchoverActor[HealthTable]):
                     until=row.until,
                     before=now,
                     after=self.clock.now(),
+                    reset=reset,
                     count=row.count,
                     kind=row.kind,
                     probe_until=row.probe_until,
@@ -128,7 +137,7 @@ class HealthActor(SwitchoverActor[HealthTable]):
         expired = [
             model
             for model, row in self.table.items()
-            if model not in self._keep and _expired(row, now, self._cooldown.model_max)
+            if model not in self._keep and _expired(row, now, self._settle, self._cooldown)
         ]
         if expired:
             self._drop(expired, now)
@@ -139,15 +148,19 @@ class HealthActor(SwitchoverActor[HealthTable]):
         self._sweep(now)
         if isinstance(message, ModelSucceeded):
             row = self.table.get(message.model, HEALTHY)
-            self._set(message.model, model_success(row, now, prober=message.probe), now)
+            row = model_success(row, message.began_at, now, prober=message.probe)
+            self._set(message.model, row, now)
             return None
         if isinstance(message, ModelFailed):
             row = self.table.get(message.model, HEALTHY)
-            row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
+            row = model_failure(
+                row, message.failure, message.began_at, now, self._cooldown, prober=message.probe
+            )
             self._set(message.model, row, now)
             return None
         if isinstance(message, ModelReleased):
-            self._set(message.model, model_release(self.table.get(message.model, HEALTHY)), now)
+            row = model_release(self.table.get(message.model, HEALTHY), message.began_at)
+            self._set(message.model, row, now)
             return None
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)
@@ -181,20 +194,20 @@ class HealthActor(SwitchoverActor[HealthTable]):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]
             for model in known:
-                self._set(model, HEALTHY, now)
+                self._set(model, HEALTHY, now, reset=True)
             return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
 
 
-def _disposable(row: ModelRow, now: float) -> bool:
-    """A row that says nothing a missing one would not: healthy, no probe in flight."""
-    return row.state is HealthState.HEALTHY and not leased(row, now)
-
-
-def _expired(row: ModelRow, now: float, grace: float) -> bool:
+def _expired(row: ModelRow, now: float, settle: float, cooldown: CooldownConfig) -> bool:
+    """A row that says nothing a missing one would not: no probe in flight, and healthy for
+    longer than any call can run (so no call that began before it healed is still out,
+    whose outcome its ``changed_at`` would make old news), or long past its cooldown."""
     if leased(row, now):
         return False
-    return row.state is HealthState.HEALTHY or (row.until is not None and now >= row.until + grace)
+    if row.state is HealthState.HEALTHY:
+        return now >= row.changed_at + settle
+    return row.until is not None and now >= row.until + cooldown.model_max
 
 
 def table_view(table: HealthTable, now: float) -> Mapping[str, Any]:

@@ -6,11 +6,11 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import attrs
-
 from .._core._config import CooldownConfig
 from .._core._observe import KeyChange
 from .._core._policy import (
+    CLEAR,
+    Cooldown,
     KeyState,
     key_failure,
     key_gate,
@@ -62,49 +62,70 @@ class ProfileActor(SwitchoverActor[KeyState]):
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
 
-    def _set(self, state: KeyState, now: float, *, remote: bool = False) -> None:
-        old = self.state
-        changed = state.cooldown_until != old.cooldown_until
-        if changed and not remote:
-            state = attrs.evolve(state, origin=None, changed_at=now)
-        self.state = state
+    def _set(
+        self, state: KeyState, now: float, *, reset: bool = False, remote: bool = False
+    ) -> None:
+        old, self.state = self.state, state
         self.publish(state)
-        if self.observer is not None and changed:
+        if self.observer is None:
+            return
+        # One change per cooldown that moved: the whole key's (model None) or a model's.
+        moved: list[tuple[str | None, Cooldown]] = []
+        if state.whole.until != old.whole.until:
+            moved.append((None, state.whole))
+        for name, limit in state.limits.items():
+            if limit.until != old.limits.get(name, CLEAR).until:
+                moved.append((name, limit))
+        after = self.clock.now()
+        for model, track in moved:
             self.observer.key_changed(
                 KeyChange(
                     provider=self.provider,
                     profile=self.profile,
-                    cooldown_until=state.cooldown_until,
+                    model=model,
+                    cooldown_until=track.until,
                     before=now,
-                    after=self.clock.now(),
-                    failures=state.failures,
+                    after=after,
+                    reset=reset,
+                    failures=track.failures,
                     kind=state.last_kind,
-                    origin=state.origin,
+                    # A remote transition names its process; the link publishes only ours.
+                    origin=track.origin if remote else None,
                 )
             )
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
         if isinstance(message, KeySucceeded):
-            self._set(key_success(self.state), now)
+            self._set(key_success(self.state, message.model, message.began_at, now), now)
             return None
         if isinstance(message, KeyFailed):
-            jitter = key_jitter(self._rng)
-            self._set(key_failure(self.state, message.failure, now, self._cooldown, jitter), now)
+            state = key_failure(
+                self.state,
+                message.model,
+                message.failure,
+                message.began_at,
+                now,
+                cfg=self._cooldown,
+                jitter=key_jitter(self._rng),
+            )
+            self._set(state, now)
             return None
         if isinstance(message, KeyReleased):
-            self._set(key_release(self.state), now)
+            self._set(key_release(self.state, message.model, message.began_at), now)
             return None
         if isinstance(message, AcquireKey):
-            probe = key_gate(self.state, now) == "expired"
-            state, granted = key_grant(self.state, now, max(0.0, message.lease_until - now))
+            model = message.model
+            probe = key_gate(self.state, model, now) == "expired"
+            lease = max(0.0, message.lease_until - now)
+            state, granted = key_grant(self.state, model, now, lease)
             self._set(state, now)
             if granted:
                 return Granted(probe=probe)
-            reason = "key cooling" if key_gate(state, now) == "cooling" else "key probe in flight"
-            return Refused(reason)
+            cooling = key_gate(state, model, now) == "cooling"
+            return Refused("key cooling" if cooling else "key probe in flight")
         if isinstance(message, ResetKey):
-            self._set(key_reset(self.state), now)
+            self._set(key_reset(self.state), now, reset=True)
             return True
         if isinstance(message, RemoteKeyState):
             merged = key_remote(self.state, message.evidence, now, grace=message.grace)
@@ -128,19 +149,37 @@ def key_renderer(
 def _key_view(
     provider: str, profile: str, key_fingerprint: str, state: KeyState, now: float
 ) -> Mapping[str, Any]:
-    remaining = None
-    if state.cooldown_until is not None:
-        remaining = round(max(0.0, state.cooldown_until - now), 3)
+    tracks = (state.whole, *state.limits.values())
     return {
         "provider": provider,
         "profile": profile,
         "key": key_fingerprint,
-        "cooldown_remaining": remaining,
-        "origin": state.origin,
-        "consecutive_failures": state.failures,
+        # The key as a whole reads as its longest cooldown and count (the whole key's or a
+        # model's rate limit); ``rate_limits`` breaks the per-model ones out.
+        "cooldown_remaining": _remaining(_latest(tracks), now),
+        "consecutive_failures": max(t.failures for t in tracks),
+        # Who set the whole key's cooldown (None: this process).
+        "origin": state.whole.origin,
+        "rate_limits": {
+            model: {
+                "cooldown_remaining": _remaining(limit.until, now),
+                "consecutive_failures": limit.failures,
+            }
+            for model, limit in sorted(state.limits.items())
+            if limit.until is not None or limit.failures
+        },
         "last_error_kind": None if state.last_kind is None else str(state.last_kind),
         "last_error": state.last_error,
         "calls": state.calls,
         "successes": state.successes,
         "failures": state.errors,
     }
+
+
+def _remaining(until: float | None, now: float) -> float | None:
+    return None if until is None else round(max(0.0, until - now), 3)
+
+
+def _latest(tracks: tuple[Cooldown, ...]) -> float | None:
+    ends = [t.until for t in tracks if t.until is not None]
+    return max(ends) if ends else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .._core._policy import HEALTHY, MODEL_KINDS, ModelRow
+from .._core._policy import HEALTHY, MODEL_KINDS, ModelRow, model_needs_news
 from .messages import (
     KeyFailed,
     KeyOutcome,
@@ -22,19 +22,21 @@ from .messages import (
 
 
 def model_report(
-    model: str, outcome: KeyOutcome, *, probe: bool, table: Mapping[str, ModelRow]
+    outcome: KeyOutcome, *, probe: bool, table: Mapping[str, ModelRow]
 ) -> ModelOutcome | None:
-    """What the health actor hears of ``outcome`` on ``model``; None: nothing.
+    """What the health actor hears of ``outcome`` on its model; None: nothing.
 
     A failure of a health kind counts against the model. A success heals it when its
     published row (in ``table``) is not healthy; on a healthy model it changes nothing, so
     it is not sent (the common case costs no message). The probe holder (``probe``) always
-    reports, released when it proved nothing, so that the next request may probe.
+    reports, released when it proved nothing, so that the next request may probe. The
+    model hears when the call began, as the key did.
     """
+    model, began_at = outcome.model, outcome.began_at
     if isinstance(outcome, KeyFailed) and outcome.failure.kind in MODEL_KINDS:
-        return ModelFailed(model, outcome.failure, probe)
-    if isinstance(outcome, KeySucceeded) and (probe or table.get(model, HEALTHY) != HEALTHY):
-        return ModelSucceeded(model, probe)
+        return ModelFailed(model, outcome.failure, probe, began_at)
+    if isinstance(outcome, KeySucceeded) and (probe or model_needs_news(table.get(model, HEALTHY))):
+        return ModelSucceeded(model, probe, began_at)
     if probe:
-        return ModelReleased(model)
+        return ModelReleased(model, began_at)
     return None

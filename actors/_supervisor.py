@@ -118,7 +118,11 @@ class Supervisor:
             {},
             table_view,
             lambda cell: HealthActor.start(
-                cell, context, cooldown=config.cooldown, keep=configured_models(config)
+                cell,
+                context,
+                cooldown=config.cooldown,
+                settle=config.request_timeout,
+                keep=configured_models(config),
             ),
         )
 

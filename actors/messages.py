@@ -15,7 +15,9 @@
 | InjectCrash, InjectHold | ``switchover.testing`` | any actor | — |
 
 Which outcome a key and a model hear of a call is decided in one place
-(:func:`switchover.actors._report.model_report`).
+(:func:`switchover.actors._report.model_report`). Every outcome carries ``began_at``, when its
+call's gates were read: an outcome of a call that began before the target last changed is
+old news (docs/evidence.md).
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ class InjectHold:
 
 @attrs.frozen
 class AcquireKey:
-    """Ask for a key whose cooldown ended, leased until ``lease_until`` (clock time)."""
+    """Ask for a key whose cooldown for ``model`` ended, leased until ``lease_until``."""
 
+    model: str
     lease_until: float
 
 
@@ -109,19 +112,27 @@ class Refused:
 
 @attrs.frozen
 class KeySucceeded:
-    """A call on the key served its stream to a clean end."""
+    """A call on the key for ``model``, begun at ``began_at``, streamed to a clean end."""
+
+    model: str
+    began_at: float
 
 
 @attrs.frozen
 class KeyFailed:
-    """A call on the key failed with ``failure``."""
+    """A call on the key for ``model``, begun at ``began_at``, failed with ``failure``."""
 
+    model: str
     failure: Failure = attrs.field(repr=_failure_repr)
+    began_at: float
 
 
 @attrs.frozen
 class KeyReleased:
     """A call ended proving nothing (closed early), or a permit went back unused."""
+
+    model: str
+    began_at: float
 
 
 KeyOutcome = KeySucceeded | KeyFailed | KeyReleased
@@ -143,6 +154,7 @@ class ModelSucceeded:
 
     model: str
     probe: bool
+    began_at: float
 
 
 @attrs.frozen
@@ -152,6 +164,7 @@ class ModelFailed:
     model: str
     failure: Failure = attrs.field(repr=_failure_repr, validator=_health_kind)
     probe: bool
+    began_at: float
 
 
 @attrs.frozen
@@ -159,6 +172,7 @@ class ModelReleased:
     """The probe holder is done without proving anything: the next request may probe."""
 
     model: str
+    began_at: float
 
 
 ModelOutcome = ModelSucceeded | ModelFailed | ModelReleased

@@ -35,7 +35,7 @@ from switchover.testing import (
     StreamError,
 )
 
-from ._scenario import Fault, FleetProvider, Scenario
+from ._scenario import Fault, FleetProvider, Scenario, Traffic
 
 _REQUEST_ID = re.compile(r"\[req (\d+)\]")
 #: Seconds the main process waits for the fleet to answer a command.
@@ -86,13 +86,34 @@ def request_id(body: Mapping[str, Any]) -> int | None:
 # --- answers -----------------------------------------------------------------------------------
 
 
-def normal_reply(provider: FleetProvider, speedup: float, delay: float = 0.0) -> Reply:
-    """The provider's healthy answer, on the compressed clock."""
+#: Most chunks a drawn answer is sent in (its tokens are grouped into them).
+MAX_CHUNKS = 16
+
+
+def normal_reply(
+    provider: FleetProvider,
+    traffic: Traffic,
+    speedup: float,
+    rng: random.Random,
+    delay: float = 0.0,
+) -> Reply:
+    """A healthy answer, on the compressed clock: the provider's fixed shape where its
+    scenario pins one, else drawn from the scenario's traffic (time to first token,
+    tokens, tokens per second)."""
+    ttft = provider.ttft if provider.ttft is not None else rng.uniform(*traffic.ttft)
+    if provider.chunks is not None:
+        chunks = provider.chunks
+        gap = provider.chunk_gap if provider.chunk_gap is not None else 0.02
+    else:
+        tokens = rng.randint(*traffic.tokens)
+        seconds = tokens / rng.uniform(*traffic.tokens_per_second)
+        chunks = min(tokens, MAX_CHUNKS)
+        gap = seconds / chunks
     return Reply(
-        text=" ".join(f"word{i}" for i in range(provider.chunks)),
-        chunks=provider.chunks,
-        delay=(provider.ttft + delay) / speedup,
-        chunk_delay=provider.chunk_gap / speedup,
+        text=" ".join(f"word{i}" for i in range(chunks)),
+        chunks=chunks,
+        delay=(ttft + delay) / speedup,
+        chunk_delay=gap / speedup,
     )
 
 
@@ -104,7 +125,9 @@ def _anthropic_error(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
 
 
-def fault_answer(fault: Fault, provider: FleetProvider, model: str, speedup: float) -> Any:
+def fault_answer(
+    fault: Fault, provider: FleetProvider, model: str, speedup: float, healthy: Reply
+) -> Any:
     """The answer a provider of ``provider.api`` really gives for ``fault.kind``."""
     openai = provider.api == "openai"
     kind = fault.kind
@@ -196,7 +219,7 @@ def fault_answer(fault: Fault, provider: FleetProvider, model: str, speedup: flo
             )
         return StreamError(_anthropic_error("overloaded_error", "Overloaded"))
     assert kind == "slow"
-    return normal_reply(provider, speedup, delay=fault.delay)
+    return attrs.evolve(healthy, delay=healthy.delay + fault.delay / speedup)
 
 
 def context_answer(provider: FleetProvider, model: str, tokens: int) -> Fail:
@@ -241,12 +264,15 @@ class Schedule:
         self.t0 = time.monotonic()
         self.profiles = {key_for(provider.name, p): p for p in provider.profiles}
         self.faults = [f for f in scenario.faults if f.target.provider == provider.name]
-        self.reply = normal_reply(provider, scenario.speedup)
+        self.reply = normal_reply(provider, scenario.traffic, scenario.speedup, rng)
 
     def __call__(self, request: ServerRequest) -> Any:
         story = (request.at - self.t0) * self.scenario.speedup
         profile = self.profiles.get(request.key, "?")
-        answer: Any = self.reply
+        healthy = normal_reply(
+            self.provider, self.scenario.traffic, self.scenario.speedup, self.rng
+        )
+        answer: Any = healthy
         kind = "ok"
         for fault in self.faults:
             if not (
@@ -255,7 +281,9 @@ class Schedule:
             ):
                 continue
             if fault.share >= 1.0 or self.rng.random() < fault.share:
-                answer = fault_answer(fault, self.provider, request.model, self.scenario.speedup)
+                answer = fault_answer(
+                    fault, self.provider, request.model, self.scenario.speedup, healthy
+                )
                 kind = fault.kind
                 break
         if kind == "ok":

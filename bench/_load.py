@@ -1,14 +1,17 @@
-"""The load: the same planned requests for every system, sent open-loop on schedule.
+"""The load: open loop (the same planned requests for every system, sent on schedule) or
+closed loop (a fixed number of callers, each sending its next request when the last ended).
 
-Arrivals are a Poisson process drawn from the scenario's seed, so every system sees the
-same requests at the same moments. Each request runs on a thread of a bounded pool; a
-request that waits for a free thread keeps its scheduled time, so queueing shows up in its
-latency, as it would for a real caller.
+Open-loop arrivals are a Poisson process drawn from the scenario's seed, so every system
+sees the same requests at the same moments. Each request runs on a thread of a bounded
+pool; a request that waits for a free thread keeps its scheduled time, so queueing shows up
+in its latency, as it would for a real caller. Closed-loop callers send as fast as the
+system answers them, so a system that serves faster serves more requests.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import random
 import threading
 import time
@@ -41,10 +44,13 @@ class Planned:
 
 
 def plan(scenario: Scenario) -> list[Planned]:
-    """The scenario's requests: Poisson arrivals over its duration, seeded."""
+    """The scenario's open-loop requests: Poisson arrivals over its duration, seeded (none
+    for a closed loop: its callers make their requests as they go)."""
     rng = random.Random(scenario.seed)
     load = scenario.load
     out: list[Planned] = []
+    if load.mode == "closed":
+        return out
     t = rng.expovariate(load.rate)
     while t < scenario.duration:
         long = load.long_from <= t < load.long_until and rng.random() < load.long_share
@@ -135,32 +141,13 @@ def drive(
     stops the system, and its request threads are joined (up to ``JOIN_TIMEOUT``) so
     that none of them leaks into the next run.
     """
+    if scenario.load.mode == "closed":
+        return _closed_loop(system, scenario, clock, on_done=on_done, drain=drain, finish=finish)
     records: list[Record | None] = [None] * len(requests)
     done = threading.Semaphore(0)
 
     def run(planned: Planned) -> None:
-        first: list[float] = []
-        start = clock.story()
-        try:
-            outcome = system.send(
-                planned,
-                planned.messages(scenario),
-                lambda: first.append(clock.story()) if not first else None,
-            )
-        except Exception as error:  # a system's bug is one failed request, not a dead run
-            outcome = Outcome(error=f"crash: {type(error).__name__}")
-        end = clock.story()
-        records[planned.id] = Record(
-            id=planned.id,
-            at=planned.at,
-            long=planned.long,
-            start=start,
-            first=first[0] if first else None,
-            end=end,
-            served=outcome.served if outcome.error is None else None,
-            error=outcome.error,
-            retry_after=outcome.retry_after,
-        )
+        records[planned.id] = _send(system, scenario, planned, clock)
         done.release()
         if on_done is not None:
             on_done(1)
@@ -184,17 +171,90 @@ def drive(
         finish()
         concurrent.futures.wait(futures, timeout=JOIN_TIMEOUT)
     return [
-        record
-        if record is not None
-        else Record(
-            id=planned.id,
-            at=planned.at,
-            long=planned.long,
-            start=planned.at,
-            first=None,
-            end=None,
-            served=None,
-            error="unfinished",
-        )
+        record if record is not None else _unfinished(planned)
         for planned, record in zip(requests, finished, strict=True)
     ]
+
+
+def _unfinished(planned: Planned) -> Record:
+    return Record(
+        id=planned.id,
+        at=planned.at,
+        long=planned.long,
+        start=planned.at,
+        first=None,
+        end=None,
+        served=None,
+        error="unfinished",
+    )
+
+
+def _send(system: System, scenario: Scenario, planned: Planned, clock: Clock) -> Record:
+    """Send one request and record it as the caller saw it."""
+    first: list[float] = []
+    start = clock.story()
+    try:
+        outcome = system.send(
+            planned,
+            planned.messages(scenario),
+            lambda: first.append(clock.story()) if not first else None,
+        )
+    except Exception as error:  # a system's bug is one failed request, not a dead run
+        outcome = Outcome(error=f"crash: {type(error).__name__}")
+    return Record(
+        id=planned.id,
+        at=planned.at,
+        long=planned.long,
+        start=start,
+        first=first[0] if first else None,
+        end=clock.story(),
+        served=outcome.served if outcome.error is None else None,
+        error=outcome.error,
+        retry_after=outcome.retry_after,
+    )
+
+
+def _closed_loop(
+    system: System,
+    scenario: Scenario,
+    clock: Clock,
+    *,
+    on_done: Callable[[int], None] | None,
+    drain: float | None,
+    finish: Callable[[], None],
+) -> list[Record]:
+    """``clients`` callers, each sending its next request once the last one ended, until
+    the scenario's end; a request still running ``drain`` story seconds later is cut off."""
+    load = scenario.load
+    records: dict[int, Record] = {}
+    numbers = itertools.count()
+    rng = random.Random(scenario.seed)
+    longs = [rng.random() < load.long_share for _ in range(4096)]
+
+    def caller() -> None:
+        wait = clock.moment(0.0) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        while (at := clock.story()) < scenario.duration:
+            number = next(numbers)  # atomic under the GIL: every request gets its own
+            long = load.long_from <= at < load.long_until and longs[number % len(longs)]
+            planned = Planned(id=number, at=at, long=long)
+            records[number] = _unfinished(planned)  # until it ends
+            records[number] = _send(system, scenario, planned, clock)
+            if on_done is not None:
+                on_done(1)
+
+    threads = [
+        threading.Thread(target=caller, name=f"chaos-client-{i}", daemon=True)
+        for i in range(load.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    grace = scenario.operator.request_timeout if drain is None else drain
+    limit = clock.moment(scenario.duration + grace)
+    for thread in threads:
+        thread.join(max(0.0, limit - time.monotonic()))
+    finish()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT)
+    return [records[number] for number in sorted(dict(records))]

@@ -75,6 +75,9 @@ class Metrics:
     p99: float | None
     attempts: float
     wasted: int
+    #: Calls into a fault window per fault onset (revealing call and concurrent callers
+    #: included, allowed probes not); None: no hard fault was hit.
+    onset: float | None
     detect: float | None
     recover: float | None
     recover_never: int
@@ -108,7 +111,8 @@ def answer_time(scenario: Scenario, call: Call) -> float:
     if call.kind == "hang":
         return scenario.operator.first_token_timeout
     if call.kind in ("cut", "stream_error"):
-        return scenario.provider(call.provider).ttft
+        ttft = scenario.provider(call.provider).ttft
+        return ttft if ttft is not None else scenario.traffic.ttft[0]
     return 0.0
 
 
@@ -116,9 +120,30 @@ def _matches(fault: Fault, call: Call) -> bool:
     return fault.target.matches(call.provider, call.model, call.profile)
 
 
+@attrs.frozen
+class Episode:
+    """How a system met one hard fault episode: the calls it made into the window that
+    were not allowed probes (``onset``: from the revealing call on, concurrent callers
+    included), and those of them made once the fault was known (``wasted``)."""
+
+    onset: tuple[Call, ...]
+    wasted: tuple[Call, ...]
+
+
 def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
     """Calls to known-failing targets beyond allowed probes (see the module docstring)."""
-    wasted: list[Call] = []
+    return [call for episode in episodes(scenario, calls) for call in episode.wasted]
+
+
+def onset_calls(scenario: Scenario, calls: Sequence[Call]) -> float | None:
+    """Calls into a fault window per fault onset (None: no hard fault was hit)."""
+    met = episodes(scenario, calls)
+    return sum(len(e.onset) for e in met) / len(met) if met else None
+
+
+def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
+    """Every hard fault episode some call hit, with its onset and wasted calls."""
+    out: list[Episode] = []
     ordered = sorted(calls, key=lambda c: c.at)
     reaction = REACTION * scenario.speedup
     for fault in scenario.faults:
@@ -132,16 +157,21 @@ def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
                 continue
             back = revealing.at + answer_time(scenario, revealing)
             ready = back + gap
+            onset: list[Call] = [c for c in hits if c.at < revealing.at]  # already past the gate
+            wasted: list[Call] = []
             for call in hits:
                 # The request that got the failure knows at once; others a moment later.
                 known = back if call.request == revealing.request else back + reaction
                 if call is revealing or call.at <= known:
+                    if call.at >= revealing.at:
+                        onset.append(call)
                     continue
                 if call.at >= ready - GAP_SLACK * gap:
                     ready = call.at + answer_time(scenario, call) + gap
                 else:
                     wasted.append(call)
-    return wasted
+            out.append(Episode(onset=(*onset, *wasted), wasted=tuple(wasted)))
+    return out
 
 
 def preferred(scenario: Scenario, story: float, ignore: Fault) -> tuple[str, str, str] | None:
@@ -253,6 +283,7 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
         p99=percentile(latencies, 99),
         attempts=len(counted) / total if total else 0.0,
         wasted=len(wasted_calls(scenario, calls)),
+        onset=onset_calls(scenario, calls),
         detect=detect,
         recover=recover,
         recover_never=never,

@@ -53,7 +53,13 @@ Send = Callable[[list[dict[str, Any]]], Timing]
 
 def _scenario() -> Scenario:
     provider = FleetProvider(
-        name="openai", api="openai", profiles=("main",), models=("gpt-4o",), ttft=0.0, chunk_gap=0.0
+        name="openai",
+        api="openai",
+        profiles=("main",),
+        models=("gpt-4o",),
+        ttft=0.0,
+        chunk_gap=0.0,
+        chunks=8,
     )
     return Scenario(
         name="overhead",

@@ -78,7 +78,8 @@ def table(results: Sequence[ScenarioResult]) -> Table:
         title="switchover chaos: every system on the same fleet, load and seed",
         caption=(
             "times in story seconds · wasted = calls to known-failing targets beyond single "
-            "probes · detect/recover = mean per fault episode · targets (switchover): "
+            "probes · onset = calls into a fault window per fault onset · "
+            "detect/recover = mean per fault episode · targets (switchover): "
             "success within 0.5 pt of oracle | no wasted call | p99 ≤ 1.3x oracle | "
             "fewer wasted calls than seed (· = not applicable: the oracle below 100 %, or no "
             "seed defect, or neither wasted a call)"
@@ -95,6 +96,7 @@ def table(results: Sequence[ScenarioResult]) -> Table:
         ("p99", "right"),
         ("calls/req", "right"),
         ("wasted", "right"),
+        ("onset", "right"),
         ("detect", "right"),
         ("recover", "right"),
         ("req/s", "right"),
@@ -107,7 +109,7 @@ def table(results: Sequence[ScenarioResult]) -> Table:
             label = result.scenario.name if position == 0 else ""
             m: Metrics | None = run.metrics
             if m is None:
-                row(grid, label, run.system, Text("skipped", "dim"), *[""] * 9)
+                row(grid, label, run.system, Text("skipped", "dim"), *[""] * 10)
                 continue
             recover = _s(m.recover, 1)
             if m.recover_never:
@@ -127,6 +129,7 @@ def table(results: Sequence[ScenarioResult]) -> Table:
                 _s(m.p99),
                 _s(m.attempts),
                 str(m.wasted),
+                _s(m.onset, 1),
                 _s(m.detect, 1),
                 recover,
                 _s(m.throughput),

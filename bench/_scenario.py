@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -61,10 +61,13 @@ class FleetProvider:
     api: str
     profiles: tuple[str, ...]
     models: tuple[str, ...]
-    #: Story seconds to the first token, between chunks, and how many chunks a reply has.
-    ttft: float = 0.4
-    chunk_gap: float = 0.02
-    chunks: int = 8
+    #: Which key a request tries first (switchover's ``ProviderConfig.key_order``).
+    key_order: str = "priority"
+    #: A fixed answer shape (story seconds to the first token, between chunks, and how many
+    #: chunks); None: drawn per call from the scenario's ``[traffic]``.
+    ttft: float | None = None
+    chunk_gap: float | None = None
+    chunks: int | None = None
     #: Context window in tokens (prompt characters / 4); longer prompts are rejected.
     context: int = 8192
 
@@ -136,13 +139,32 @@ class Fault:
 
 
 @attrs.frozen
+class Traffic:
+    """What a healthy answer looks like, drawn per call (story seconds): the time to the
+    first token, the answer's length in tokens and the rate it streams at. The defaults
+    are production-like: answers stream for seconds, so calls are in flight at every
+    fault edge."""
+
+    ttft: tuple[float, float] = (0.3, 2.0)
+    tokens: tuple[int, int] = (50, 800)
+    tokens_per_second: tuple[float, float] = (30.0, 120.0)
+
+
+LoadMode = Literal["open", "closed"]
+
+
+@attrs.frozen
 class Load:
-    """Requests arrive as a Poisson process of ``rate`` per story second.
+    """Open loop (``mode = "open"``): requests arrive as a Poisson process of ``rate`` per
+    story second, whatever the system does. Closed loop (``"closed"``): ``clients``
+    callers each send their next request as soon as the last one ended.
 
     ``long_share`` of the requests sent between ``long_from`` and ``long_until`` carry a
     prompt of ``long_tokens`` tokens (a context-window storm).
     """
 
+    mode: LoadMode = "open"
+    clients: int = 32
     rate: float = 1.5
     long_share: float = 0.0
     long_from: float = 0.0
@@ -184,6 +206,7 @@ class Scenario:
     faults: tuple[Fault, ...]
     load: Load
     operator: Operator
+    traffic: Traffic = Traffic()
     source: str = ""
 
     def provider(self, name: str) -> FleetProvider:
@@ -354,6 +377,7 @@ class _Reader:
                 "faults",
                 "load",
                 "operator",
+                "traffic",
             },
         )
         name = self.string(data, "name", "", None)
@@ -379,6 +403,7 @@ class _Reader:
             faults=faults,
             load=self.load(self.table(data, "load", ""), duration),
             operator=self.operator(self.table(data, "operator", "")),
+            traffic=self.traffic(self.table(data, "traffic", "")),
             source=self.source,
         )
 
@@ -398,7 +423,17 @@ class _Reader:
             self.keys(
                 item,
                 where,
-                {"name", "api", "profiles", "models", "ttft", "chunk_gap", "chunks", "context"},
+                {
+                    "name",
+                    "api",
+                    "profiles",
+                    "models",
+                    "key_order",
+                    "ttft",
+                    "chunk_gap",
+                    "chunks",
+                    "context",
+                },
             )
             name = self.string(item, "name", where, None)
             if not _NAME.match(name):
@@ -408,15 +443,29 @@ class _Reader:
             api = self.string(item, "api", where, None)
             if api not in ("openai", "anthropic"):
                 raise self.fail(f"{where}.api", f"must be 'openai' or 'anthropic', got {api!r}")
+            key_order = self.string(item, "key_order", where, "priority")
+            if key_order not in ("priority", "round_robin"):
+                raise self.fail(
+                    f"{where}.key_order", f"must be 'priority' or 'round_robin', got {key_order!r}"
+                )
             providers.append(
                 FleetProvider(
                     name=name,
                     api=api,
                     profiles=self.names(item, "profiles", where),
                     models=self.names(item, "models", where),
-                    ttft=self.number(item, "ttft", where, 0.4),
-                    chunk_gap=self.number(item, "chunk_gap", where, 0.02),
-                    chunks=self.integer(item, "chunks", where, 8, low=1),
+                    key_order=key_order,
+                    ttft=None if "ttft" not in item else self.number(item, "ttft", where, None),
+                    chunk_gap=(
+                        None
+                        if "chunk_gap" not in item
+                        else self.number(item, "chunk_gap", where, None)
+                    ),
+                    chunks=(
+                        None
+                        if "chunks" not in item
+                        else self.integer(item, "chunks", where, 1, low=1)
+                    ),
                     context=self.integer(item, "context", where, 8192, low=1),
                 )
             )
@@ -519,18 +568,65 @@ class _Reader:
         self.keys(
             data,
             "load",
-            {"rate", "long_share", "long_from", "long_until", "long_tokens", "max_tokens"},
+            {
+                "mode",
+                "clients",
+                "rate",
+                "long_share",
+                "long_from",
+                "long_until",
+                "long_tokens",
+                "max_tokens",
+            },
         )
         max_tokens = data.get("max_tokens", 256)
         if max_tokens is not None:
             max_tokens = self.integer(data, "max_tokens", "load", 256, low=1)
+        mode = self.string(data, "mode", "load", "open")
+        if mode not in ("open", "closed"):
+            raise self.fail("load.mode", f"must be 'open' or 'closed', got {mode!r}")
+        clients = self.integer(data, "clients", "load", 32, low=1)
+        if clients > 64:  # the load driver's threads and switchover's chain workers
+            raise self.fail("load.clients", f"must be <= 64, got {clients}")
         return Load(
+            mode=mode,  # type: ignore[arg-type]
+            clients=clients,
             rate=self.number(data, "rate", "load", 1.5, strict_low=True, high=1000.0),
             long_share=self.number(data, "long_share", "load", 0.0, high=1.0),
             long_from=self.number(data, "long_from", "load", 0.0, high=duration),
             long_until=self.number(data, "long_until", "load", duration, high=duration),
             long_tokens=self.integer(data, "long_tokens", "load", 12000, low=1),
             max_tokens=max_tokens,
+        )
+
+    def span(
+        self, data: Mapping[str, Any], key: str, default: tuple[float, float], *, positive: bool
+    ) -> tuple[float, float]:
+        field = _join("traffic", key)
+        value = data.get(key, list(default))
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
+            raise self.fail(field, "must be a [low, high] pair of numbers")
+        low, high = float(value[0]), float(value[1])
+        if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or (positive and low <= 0):
+            raise self.fail(field, f"must be finite and {'> 0' if positive else '>= 0'}")
+        if high < low:
+            raise self.fail(field, f"high ({high:g}) must not be below low ({low:g})")
+        return low, high
+
+    def traffic(self, data: Mapping[str, Any]) -> Traffic:
+        self.keys(data, "traffic", {"ttft", "tokens", "tokens_per_second"})
+        default = Traffic()
+        tokens = self.span(data, "tokens", default.tokens, positive=True)
+        return Traffic(
+            ttft=self.span(data, "ttft", default.ttft, positive=False),
+            tokens=(max(1, round(tokens[0])), max(1, round(tokens[1]))),
+            tokens_per_second=self.span(
+                data, "tokens_per_second", default.tokens_per_second, positive=True
+            ),
         )
 
     def operator(self, data: Mapping[str, Any]) -> Operator:

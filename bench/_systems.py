@@ -61,6 +61,7 @@ def switchover_config(scenario: Scenario, urls: Mapping[str, str]) -> Config:
                 api="openai" if p.api == "openai" else "anthropic",
                 base_url=urls[p.name],
                 profiles={profile: key_for(p.name, profile) for profile in p.profiles},
+                key_order="round_robin" if p.key_order == "round_robin" else "priority",
                 connect_timeout=op.connect_timeout / s,
                 first_token_timeout=op.first_token_timeout / s,
                 idle_timeout=op.idle_timeout / s,

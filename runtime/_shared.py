@@ -187,6 +187,7 @@ class SharedLink(Observer):
                 cooldown_until=event.cooldown_until,
                 failures=event.failures,
                 kind=event.kind,
+                model=event.model,
             )
         )
 
@@ -430,7 +431,10 @@ _COOLED = frozenset({HealthState.COOLING, HealthState.DISABLED})
 
 
 def _slot(record: Remote) -> tuple[str, str]:
-    return ("key" if isinstance(record, RemoteKey) else "model", record.target)
+    """The record's type and shared name: a key's rate limit for one model is its own slot."""
+    if isinstance(record, RemoteModel):
+        return ("model", record.target)
+    return ("key", record.target if record.model is None else f"{record.target}|{record.model}")
 
 
 def _cooldown_end(record: Remote) -> float | None:

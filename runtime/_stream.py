@@ -129,12 +129,13 @@ class Stream:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
         elif isinstance(event, Done):
-            self._finish(KeySucceeded())
+            self._finish(KeySucceeded(*self._call_of()))
         return event
 
     def _interrupt(self, failure: Failure) -> NoReturn:
         failure = attrs.evolve(failure, message=self._redact(failure.message))
-        self._finish(KeyFailed(failure))
+        model, began_at = self._call_of()
+        self._finish(KeyFailed(model, failure, began_at))
         self._attempts = (*self._attempts[:-1], self._attempts[-1].failed(failure))
         if self._stopping.is_set():
             raise RuntimeStoppedError("the runtime stopped while the stream was being read")
@@ -144,6 +145,10 @@ class Stream:
             served_by=self.served_by,
             kind=failure.kind,
         )
+
+    def _call_of(self) -> tuple[str, float]:
+        """The committed call's model and when its gates were read, for its outcome."""
+        return self._committed.entry.key, self._committed.gate_at
 
     def _finish(self, outcome: KeyOutcome) -> None:
         """Close the connection and report the outcome to the key and the model, once."""
@@ -160,7 +165,6 @@ class Stream:
         served = committed.served_by
         self._directory.tell(profile_name(served.provider, served.profile), outcome)
         report = model_report(
-            committed.entry.key,
             outcome,
             probe=committed.probe,
             table=self._directory.health_table(),
@@ -215,7 +219,7 @@ class Stream:
         if os.getpid() != self._pid:
             self._finished = True
             return
-        self._finish(KeyReleased())
+        self._finish(KeyReleased(*self._call_of()))
 
     def __enter__(self) -> Stream:
         return self

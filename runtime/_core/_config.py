@@ -24,6 +24,8 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 Api = Literal["openai", "anthropic"]
 APIS: tuple[str, ...] = ("openai", "anthropic")
+KeyOrder = Literal["priority", "round_robin"]
+KEY_ORDERS: tuple[str, ...] = ("priority", "round_robin")
 HEALTH_KINDS = ("rate_limit", "transient", "auth", "balance", "model_missing")
 
 
@@ -212,12 +214,17 @@ def _query(value: object) -> Mapping[str, str]:
 
 @attrs.frozen(repr=False)
 class ProviderConfig:
-    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts.
+    """One provider: its API flavour, base URL, key profiles and timeouts.
 
     ``headers`` and ``query`` are sent with every call (a gateway's token, Azure OpenAI's
     ``api-version``); ``key_header`` sends the key, as it is, in that header instead of the
     API's own (Azure OpenAI: ``"api-key"``). Header and query values count as secrets:
     never shown in a repr, redacted from messages.
+
+    ``key_order`` says which key a request tries first: ``"priority"`` (the default) always
+    starts with the first profile, so the others are spares; ``"round_robin"`` starts each
+    request one profile further on, so the keys share the load (and its rate limits). A
+    request still falls through to every other key in order after its first.
     """
 
     name: str
@@ -230,6 +237,7 @@ class ProviderConfig:
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
     query: Mapping[str, str] = attrs.field(factory=dict, converter=_query)
     key_header: str | None = None
+    key_order: KeyOrder = "priority"
 
     def __attrs_post_init__(self) -> None:
         where = f"providers[{self.name!r}]"
@@ -244,6 +252,11 @@ class ProviderConfig:
             not isinstance(self.key_header, str) or not _HEADER_NAME.match(self.key_header)
         ):
             raise ConfigError(f"{where}.key_header", f"{self.key_header!r} is not a header name")
+        if self.key_order not in KEY_ORDERS:
+            raise ConfigError(
+                f"{where}.key_order",
+                f"must be one of {', '.join(KEY_ORDERS)}, got {self.key_order!r}",
+            )
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError(
                 "providers.name", f"{self.name!r} must be letters, digits, '_', '.', '-'"
@@ -270,6 +283,14 @@ class ProviderConfig:
                     f"{where}.profiles.{profile}",
                     "the key contains whitespace or a control character",
                 )
+
+    def key_sequence(self, turn: int) -> list[tuple[str, str]]:
+        """The (profile, key) pairs in the order request number ``turn`` tries them."""
+        pairs = list(self.profiles.items())
+        if self.key_order == "priority":
+            return pairs
+        start = turn % len(pairs)
+        return pairs[start:] + pairs[:start]
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())

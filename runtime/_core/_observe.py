@@ -90,11 +90,12 @@ class AttemptRecord:
 
 @attrs.frozen
 class KeyChange:
-    """A profile actor published a new cooldown deadline (None: no cooldown).
+    """A profile actor published a new cooldown deadline (None: no cooldown) for the whole
+    key (``model`` None) or for one model's rate limit on it.
 
-    ``failures`` and ``kind`` are the key's consecutive failures and last error kind;
-    ``origin`` is None for a change this process made, else the origin id of the other
-    process whose shared transition was applied (``Config.shared``).
+    ``failures`` and ``kind`` are that cooldown's consecutive failures and the key's last
+    error kind; ``origin`` is None for a change this process made, else the origin id of the
+    other process whose shared transition was applied (``Config.shared``).
     """
 
     provider: str
@@ -102,9 +103,12 @@ class KeyChange:
     cooldown_until: float | None
     before: float
     after: float
-    failures: int = 0
-    kind: ErrorKind | None = None
-    origin: str | None = None
+    model: str | None = attrs.field(kw_only=True)
+    #: An operator reset, not evidence from a call.
+    reset: bool = attrs.field(default=False, kw_only=True)
+    failures: int = attrs.field(default=0, kw_only=True)
+    kind: ErrorKind | None = attrs.field(default=None, kw_only=True)
+    origin: str | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -116,12 +120,14 @@ class ModelChange:
     until: float | None
     before: float
     after: float
+    #: An operator reset, not evidence from a call.
+    reset: bool = attrs.field(default=False, kw_only=True)
     #: The row's run of one error kind, its probe lease (clock time) and, as for
     #: :class:`KeyChange`, where the change came from.
-    count: int = 0
-    kind: ErrorKind | None = None
-    probe_until: float | None = None
-    origin: str | None = None
+    count: int = attrs.field(default=0, kw_only=True)
+    kind: ErrorKind | None = attrs.field(default=None, kw_only=True)
+    probe_until: float | None = attrs.field(default=None, kw_only=True)
+    origin: str | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen

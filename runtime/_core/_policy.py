@@ -6,7 +6,10 @@ threads. Times are on the injected clock's scale; jitter is passed in, never dra
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 import attrs
@@ -48,41 +51,105 @@ def key_jitter(rng: random.Random) -> float:
 
 
 # --- key profiles ---------------------------------------------------------------------------
+#
+# Evidence is ordered by when calls began. Every outcome carries ``began_at``, the time its
+# call's gates were read; every cooldown (and every model row, below) keeps ``changed_at``,
+# the time it last cooled or healed. An outcome of a call that began before that change is
+# old news: it was in flight when the state changed, so it says nothing the change did not
+# already account for. It updates the counters, never the state. A tie is fresh news: a
+# reader reads its clock before the state, so a call whose gate read equals the change's
+# time may have seen it.
+
+
+def _fresh(began_at: float, changed_at: float) -> bool:
+    return began_at >= changed_at
+
+
+def _leased(until: float | None, now: float) -> bool:
+    return until is not None and now < until
+
+
+@attrs.frozen
+class Cooldown:
+    """One cooldown of a key: the whole key's (auth, balance) or one model's rate limit.
+
+    ``failures`` is the consecutive count: it survives expiry and resets only on success.
+    ``probe_until``/``probe_since`` is the lease of the one caller let through once the
+    cooldown ended; ``changed_at`` is when it last cooled or healed.
+    """
+
+    until: float | None = None
+    failures: int = 0
+    probe_until: float | None = None
+    probe_since: float | None = None
+    changed_at: float = -math.inf
+    #: Who set it: None for this process, else another process's origin id (shared state).
+    origin: str | None = None
+
+
+CLEAR = Cooldown()
+
+
+def _limits(value: Mapping[str, Cooldown]) -> Mapping[str, Cooldown]:
+    return MappingProxyType(dict(value))
 
 
 @attrs.frozen
 class KeyState:
-    """One key's cooldown and counters. ``failures`` survives cooldown expiry."""
+    """One key's cooldowns and counters.
 
-    cooldown_until: float | None = None
-    failures: int = 0
-    probe_until: float | None = None
+    ``whole`` cools the key for every model (auth, balance); ``limits`` holds the per-model
+    rate-limit cooldowns (rate limits are per key and model at OpenAI and Anthropic).
+    """
+
+    whole: Cooldown = CLEAR
+    limits: Mapping[str, Cooldown] = attrs.field(factory=dict, converter=_limits)
     last_kind: ErrorKind | None = None
     last_error: str | None = None
     calls: int = 0
     successes: int = 0
     errors: int = 0
-    #: Who set the current cooldown: None for this process, else another process's origin
-    #: id (shared state); ``changed_at`` is when (clock time) the cooldown last changed.
-    origin: str | None = None
-    changed_at: float | None = None
+
+    def tracks(self, model: str) -> tuple[Cooldown, Cooldown]:
+        """The whole key's cooldown and ``model``'s rate limit."""
+        return self.whole, self.limits.get(model, CLEAR)
+
+    def until(self, model: str) -> float | None:
+        """When the key may next be called for ``model`` (None: no cooldown set)."""
+        ends = [track.until for track in self.tracks(model) if track.until is not None]
+        return max(ends) if ends else None
+
+    def _with(self, model: str, whole: Cooldown, limit: Cooldown) -> KeyState:
+        # A model's entry stays once it exists (healed, with its ``changed_at``): dropping it
+        # would turn the old news of calls still in flight into fresh news.
+        limits = dict(self.limits)
+        if limit != CLEAR:
+            limits[model] = limit
+        return attrs.evolve(self, whole=whole, limits=limits)
 
 
-def key_gate(state: KeyState, now: float) -> Gate:
-    """Whether a key may be called without asking its actor."""
-    if state.cooldown_until is None:
+def key_gate(state: KeyState, model: str, now: float) -> Gate:
+    """Whether a key may be called for ``model`` without asking its actor."""
+    until = state.until(model)
+    if until is None:
         return "ready"
-    return "cooling" if now < state.cooldown_until else "expired"
+    return "cooling" if now < until else "expired"
 
 
-def key_grant(state: KeyState, now: float, lease: float) -> tuple[KeyState, bool]:
-    """Take a key whose cooldown ended: exactly one caller gets it until the lease runs out."""
-    gate = key_gate(state, now)
+def key_grant(state: KeyState, model: str, now: float, lease: float) -> tuple[KeyState, bool]:
+    """Take a key whose cooldown for ``model`` ended: exactly one caller gets it until the
+    lease runs out (a lease on each cooldown that ended)."""
+    gate = key_gate(state, model, now)
     if gate == "ready":
         return state, True
-    if gate == "cooling" or (state.probe_until is not None and now < state.probe_until):
+    tracks = state.tracks(model)
+    if gate == "cooling" or any(_leased(t.probe_until, now) for t in tracks):
         return state, False
-    return attrs.evolve(state, probe_until=now + lease), True
+    whole, limit = (
+        t if t.until is None else attrs.evolve(t, probe_until=now + lease, probe_since=now)
+        for t in tracks
+    )
+    return state._with(model, whole, limit), True
 
 
 def key_cooldown(cfg: CooldownConfig, failures: int, failure: Failure, jitter: float) -> float:
@@ -93,48 +160,105 @@ def key_cooldown(cfg: CooldownConfig, failures: int, failure: Failure, jitter: f
     return min(cfg.profile_max, max(cfg.profile_min, grown, failure.retry_after or 0.0))
 
 
-def key_success(state: KeyState) -> KeyState:
-    return KeyState(
-        calls=state.calls + 1,
-        successes=state.successes + 1,
-        errors=state.errors,
-        last_kind=state.last_kind,
-        last_error=state.last_error,
-    )
+def _unlease(track: Cooldown, began_at: float) -> Cooldown:
+    """An outcome of the lease holder's call ends the lease (an older call's does not)."""
+    if track.probe_since is None or began_at < track.probe_since:
+        return track
+    return attrs.evolve(track, probe_until=None, probe_since=None)
+
+
+def _heal(track: Cooldown, began_at: float, now: float) -> Cooldown:
+    if not _fresh(began_at, track.changed_at):
+        return track
+    if track.until is None:
+        return attrs.evolve(track, failures=0)
+    return Cooldown(changed_at=now)
+
+
+def _cool(
+    track: Cooldown,
+    failure: Failure,
+    began_at: float,
+    now: float,
+    *,
+    cfg: CooldownConfig,
+    jitter: float,
+) -> Cooldown:
+    if not _fresh(began_at, track.changed_at):
+        return track  # the same episode: it was in flight when the key cooled
+    failures = track.failures + 1
+    until = now + key_cooldown(cfg, failures, failure, jitter)
+    if track.until is not None:
+        until = max(until, track.until)
+    return Cooldown(until=until, failures=failures, changed_at=now)
+
+
+def _back_in_service(track: Cooldown, began_at: float, now: float) -> Cooldown:
+    """A call that got past the key and failed for another reason proves that a key whose
+    cooldown ended is back in service."""
+    if not _fresh(began_at, track.changed_at):
+        return track
+    track = _unlease(track, began_at)
+    if track.until is not None and now >= track.until:
+        return attrs.evolve(track, until=None, changed_at=now)
+    return track
+
+
+def key_success(state: KeyState, model: str, began_at: float, now: float) -> KeyState:
+    """A call on ``model`` succeeded: the whole key and that model's rate limit heal, unless
+    they changed after the call began. Other models' rate limits are untouched."""
+    whole, limit = (_heal(t, began_at, now) for t in state.tracks(model))
+    state = state._with(model, whole, limit)
+    return attrs.evolve(state, calls=state.calls + 1, successes=state.successes + 1)
 
 
 def key_failure(
-    state: KeyState, failure: Failure, now: float, cfg: CooldownConfig, jitter: float
+    state: KeyState,
+    model: str,
+    failure: Failure,
+    began_at: float,
+    now: float,
+    *,
+    cfg: CooldownConfig,
+    jitter: float,
 ) -> KeyState:
-    """Record a failed call; key kinds cool the key, never shortening a cooldown."""
-    state = attrs.evolve(
+    """Record a failed call on ``model``: a rate limit cools the key for that model, auth and
+    balance cool the whole key; never shortening a cooldown, never twice for one episode."""
+    whole, limit = state.tracks(model)
+    if failure.kind is ErrorKind.RATE_LIMIT:
+        whole = _back_in_service(whole, began_at, now)
+        limit = _cool(limit, failure, began_at, now, cfg=cfg, jitter=jitter)
+    elif failure.kind in KEY_KINDS:
+        whole = _cool(whole, failure, began_at, now, cfg=cfg, jitter=jitter)
+        limit = _back_in_service(limit, began_at, now)
+    else:
+        whole, limit = (_back_in_service(t, began_at, now) for t in (whole, limit))
+    state = state._with(model, whole, limit)
+    return attrs.evolve(
         state,
         calls=state.calls + 1,
         errors=state.errors + 1,
         last_kind=failure.kind,
         last_error=failure.message,
-        probe_until=None,
     )
-    if failure.kind not in KEY_KINDS:
-        # Not the key's fault: a key whose cooldown already ended is back in service.
-        if state.cooldown_until is not None and now >= state.cooldown_until:
-            state = attrs.evolve(state, cooldown_until=None)
-        return state
-    failures = state.failures + 1
-    until = now + key_cooldown(cfg, failures, failure, jitter)
-    if state.cooldown_until is not None:
-        until = max(until, state.cooldown_until)
-    return attrs.evolve(state, failures=failures, cooldown_until=until)
 
 
-def key_release(state: KeyState) -> KeyState:
-    """A call that ended neither in success nor failure (closed early)."""
-    return attrs.evolve(state, calls=state.calls + 1, probe_until=None)
+def key_release(state: KeyState, model: str, began_at: float) -> KeyState:
+    """A call that ended neither in success nor failure (closed early, or a permit given
+    back unused): the holder's lease ends."""
+    whole, limit = (_unlease(t, began_at) for t in state.tracks(model))
+    state = state._with(model, whole, limit)
+    return attrs.evolve(state, calls=state.calls + 1)
 
 
 def key_reset(state: KeyState) -> KeyState:
-    """Operator reset: out of cooldown, failure count cleared, counters kept."""
-    return KeyState(calls=state.calls, successes=state.successes, errors=state.errors)
+    """Operator reset: out of every cooldown, failure counts cleared, counters kept. A reset
+    forgets, it does not distrust: outcomes of calls in flight count as fresh."""
+    return KeyState(
+        calls=state.calls,
+        successes=state.successes,
+        errors=state.errors,
+    )
 
 
 # --- model health ---------------------------------------------------------------------------
@@ -143,7 +267,8 @@ def key_reset(state: KeyState) -> KeyState:
 @attrs.frozen
 class ModelRow:
     """One model's health. ``until`` ends a cooling period or, when disabled, the wait
-    before the next allowed probe. ``kind``/``count`` is the current run of one kind."""
+    before the next allowed probe. ``kind``/``count`` is the current run of one kind.
+    ``changed_at`` is when the state last changed (see "evidence" above)."""
 
     state: HealthState = HealthState.HEALTHY
     until: float | None = None
@@ -152,11 +277,12 @@ class ModelRow:
     last_error: str | None = None
     reason: str | None = None
     probe_until: float | None = None
-    #: The request holding the single probe (None: unknown or nobody).
+    #: The request holding the single probe (None: unknown or nobody), and since when.
     probe_holder: int | None = None
-    #: As for :class:`KeyState`: who set the current state, and when it last changed.
+    probe_since: float | None = None
+    changed_at: float = -math.inf
+    #: As for :class:`Cooldown`: who set the current state.
     origin: str | None = None
-    changed_at: float | None = None
 
 
 HEALTHY = ModelRow()
@@ -167,6 +293,11 @@ def model_gate(row: ModelRow, now: float) -> Gate:
         return "ready"
     assert row.until is not None
     return "cooling" if now < row.until else "expired"
+
+
+def model_needs_news(row: ModelRow) -> bool:
+    """Whether a success that is not the probe's still has something to tell the row."""
+    return row.state is not HealthState.HEALTHY or row.probe_until is not None
 
 
 def model_grant(
@@ -181,9 +312,9 @@ def model_grant(
         return row, None
     if gate == "cooling":
         return row, str(row.state)
-    if row.probe_until is not None and now < row.probe_until:
+    if _leased(row.probe_until, now):
         return row, "probe in flight"
-    return attrs.evolve(row, probe_until=now + lease, probe_holder=holder), None
+    return attrs.evolve(row, probe_until=now + lease, probe_holder=holder, probe_since=now), None
 
 
 def model_suspect(
@@ -202,77 +333,112 @@ def model_suspect(
         last_error=failure.message,
         probe_until=now + lease,
         probe_holder=holder,
+        probe_since=now,
+        changed_at=now,
     )
 
 
+def _holds(row: ModelRow, began_at: float, prober: bool) -> bool:
+    """Whether an outcome is the current probe holder's: a probe whose lease ran out and
+    moved on to another request speaks for itself only."""
+    return prober and (row.probe_since is None or began_at >= row.probe_since)
+
+
 def model_failure(
-    row: ModelRow, failure: Failure, now: float, cfg: CooldownConfig, *, prober: bool = True
+    row: ModelRow,
+    failure: Failure,
+    began_at: float,
+    now: float,
+    cfg: CooldownConfig,
+    *,
+    prober: bool = True,
 ) -> ModelRow:
     """Record a failure of a health kind; the count runs per kind.
 
-    A failure reported by anyone but the probe holder (a call that began before the model
-    cooled down) keeps the probe lease: the holder is still calling, and a second probe
-    must not be let through while it does. A disabled model stays disabled (see below).
+    A failure of a call that began before the row last changed is old news and changes
+    nothing: a burst of calls in flight is one failure episode, and a model that recovered
+    through a probe is not cooled again by calls that began before. A failure reported by
+    anyone but the probe holder keeps the probe lease: the holder is still calling, and a
+    second probe must not be let through while it does. A disabled model stays disabled.
     """
+    if not _fresh(began_at, row.changed_at):
+        return row
+    prober = _holds(row, began_at, prober)
     kind = failure.kind
     count = row.count + 1 if kind is row.kind else 1
-    lease = None if prober else row.probe_until
-    holder = None if prober else row.probe_holder
+    lease = (None, None, None) if prober else (row.probe_until, row.probe_holder, row.probe_since)
     if row.state is HealthState.DISABLED and not (
         kind in DISABLING_KINDS and count >= cfg.disable_after
     ):
         # Only a reset or a successful probe lets traffic back to a disabled model: a
         # failed probe of another kind waits a whole interval again; anyone else's
         # failure changes nothing but the last error.
-        until = row.until if not prober else now + cfg.disabled_probe_interval
+        if not prober:
+            return attrs.evolve(row, last_error=failure.message)
         return attrs.evolve(
-            row, until=until, last_error=failure.message, probe_until=lease, probe_holder=holder
+            row,
+            until=now + cfg.disabled_probe_interval,
+            last_error=failure.message,
+            probe_until=None,
+            probe_holder=None,
+            probe_since=None,
+            changed_at=now,
         )
     if kind in DISABLING_KINDS and count >= cfg.disable_after:
-        return ModelRow(
-            state=HealthState.DISABLED,
-            until=now + cfg.disabled_probe_interval,
-            kind=kind,
-            count=count,
-            last_error=failure.message,
-            reason=f"{kind} failed {count} times in a row",
-            probe_until=lease,
-            probe_holder=holder,
+        state, until = HealthState.DISABLED, now + cfg.disabled_probe_interval
+        reason: str | None = f"{kind} failed {count} times in a row"
+    else:
+        base = cfg.model_base[str(kind)]
+        seconds = min(
+            cfg.model_max,
+            max(base * 2.0 ** min(count - 1, _MAX_DOUBLINGS), failure.retry_after or 0.0),
         )
-    base = cfg.model_base[str(kind)]
-    seconds = min(
-        cfg.model_max, max(base * 2.0 ** min(count - 1, _MAX_DOUBLINGS), failure.retry_after or 0.0)
-    )
-    until = now + seconds
-    if row.state is HealthState.COOLING and row.until is not None:
-        until = max(until, row.until)
+        state, until, reason = HealthState.COOLING, now + seconds, None
+        if row.state is HealthState.COOLING and row.until is not None:
+            until = max(until, row.until)
     return ModelRow(
-        state=HealthState.COOLING,
+        state=state,
         until=until,
         kind=kind,
         count=count,
         last_error=failure.message,
-        probe_until=lease,
-        probe_holder=holder,
+        reason=reason,
+        probe_until=lease[0],
+        probe_holder=lease[1],
+        probe_since=lease[2],
+        changed_at=now,
     )
 
 
-def model_success(row: ModelRow, now: float, *, prober: bool) -> ModelRow:
-    """A call succeeded: the model is healthy. Anyone else's success keeps a live probe
-    lease, so that no second probe starts while the holder's call may still be running."""
-    if prober or not leased(row, now):
-        return HEALTHY
-    return ModelRow(probe_until=row.probe_until, probe_holder=row.probe_holder)
+def model_success(row: ModelRow, began_at: float, now: float, *, prober: bool) -> ModelRow:
+    """A call succeeded: the model is healthy, unless it changed after the call began (a
+    stream that started before a model failed proves nothing about it now). Anyone else's
+    success keeps a live probe lease, so that no second probe starts while the holder's
+    call may still be running."""
+    if not _fresh(began_at, row.changed_at):
+        return row
+    changed_at = row.changed_at if row.state is HealthState.HEALTHY else now
+    if _holds(row, began_at, prober) or not _leased(row.probe_until, now):
+        return ModelRow(changed_at=changed_at)
+    return ModelRow(
+        probe_until=row.probe_until,
+        probe_holder=row.probe_holder,
+        probe_since=row.probe_since,
+        changed_at=changed_at,
+    )
+
+
+def model_release(row: ModelRow, began_at: float) -> ModelRow:
+    """A probe that proved nothing either way: let the next request probe (unless the
+    probe already moved on to another request)."""
+    if not _holds(row, began_at, True):
+        return row
+    return attrs.evolve(row, probe_until=None, probe_holder=None, probe_since=None)
 
 
 def leased(row: ModelRow, now: float) -> bool:
     """Whether a probe of ``row`` may still be running."""
-    return row.probe_until is not None and now < row.probe_until
-
-
-def model_release(row: ModelRow) -> ModelRow:
-    """A probe that proved nothing either way: let the next request probe."""
-    return attrs.evolve(row, probe_until=None, probe_holder=None)
+    return _leased(row.probe_until, now)
 
 
 def model_view(model: str, row: ModelRow, now: float) -> ModelHealth:

@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from ._config import CooldownConfig
-from ._policy import HEALTHY, KeyState, ModelRow, model_success
+from ._policy import CLEAR, HEALTHY, Cooldown, KeyState, ModelRow, model_success
 from ._vocab import ErrorKind, HealthState
 
 VERSION = 1
@@ -46,6 +46,8 @@ class RemoteKey:
     failures: int
     kind: ErrorKind | None
     prober: str | None = None
+    #: None: the whole key's cooldown (auth, balance); else that model's rate limit.
+    model: str | None = None
 
 
 @attrs.frozen
@@ -84,6 +86,7 @@ def encode(record: Remote, *, now: float, wall: float) -> str:
             "type": "key",
             "until": to_wall(record.cooldown_until),
             "failures": record.failures,
+            "model": record.model,
         }
     else:
         fields |= {
@@ -138,6 +141,7 @@ def decode(raw: bytes | str, *, now: float, wall: float, cooldown: CooldownConfi
             failures=_count(data, "failures"),
             kind=error,
             prober=prober,
+            model=_name(data, "model") if data.get("model") is not None else None,
         )
     if data.get("type") == "model":
         state = data.get("state")
@@ -188,40 +192,42 @@ def _count(data: dict[str, Any], field: str) -> int:
 
 
 def key_remote(state: KeyState, remote: RemoteKey, now: float, *, grace: float) -> KeyState:
-    """Merge another process's key transition into this process's state.
+    """Merge another process's key transition into this process's state: into the whole
+    key's cooldown (``remote.model`` None) or that model's rate limit.
 
     ``remote.prober`` set (another process holds the probe lease): this process does not
-    probe the key until ``grace`` past the end of its cooldown.
+    probe until ``grace`` past the end of the cooldown.
     """
-    if state.changed_at is not None and remote.at < state.changed_at:
-        return state  # old news: the key changed here since
+    model = remote.model
+    track = state.whole if model is None else state.limits.get(model, CLEAR)
+    merged = _cooldown_remote(track, remote, now, grace=grace)
+    if merged == track:
+        return state
+    kind = remote.kind if merged.origin == remote.origin else state.last_kind
+    if model is None:
+        return attrs.evolve(state, whole=merged, last_kind=kind)
+    return attrs.evolve(state, limits={**state.limits, model: merged}, last_kind=kind)
+
+
+def _cooldown_remote(track: Cooldown, remote: RemoteKey, now: float, *, grace: float) -> Cooldown:
+    if remote.at < track.changed_at:
+        return track  # old news: it changed here since
     until = remote.cooldown_until
     if until is None or until <= now:
         # A recovery (or a cooldown already over): never cuts a cooldown still running here.
-        if state.cooldown_until is None or now < state.cooldown_until:
-            return state
-        return attrs.evolve(
-            state,
-            cooldown_until=None,
-            failures=remote.failures,
-            probe_until=None,
-            origin=remote.origin,
-            changed_at=remote.at,
-        )
-    if state.cooldown_until is not None and state.cooldown_until >= until:
-        merged = attrs.evolve(state, failures=max(state.failures, remote.failures))
+        if track.until is None or now < track.until:
+            return track
+        return Cooldown(failures=remote.failures, changed_at=remote.at, origin=remote.origin)
+    failures = max(track.failures, remote.failures)
+    if track.until is not None and track.until >= until:
+        merged = attrs.evolve(track, failures=failures)
     else:
         merged = attrs.evolve(
-            state,
-            cooldown_until=until,
-            failures=max(state.failures, remote.failures),
-            last_kind=remote.kind,
-            origin=remote.origin,
-            changed_at=remote.at,
+            track, until=until, failures=failures, changed_at=remote.at, origin=remote.origin
         )
     if remote.prober is not None:
-        assert merged.cooldown_until is not None
-        lease = merged.cooldown_until + grace
+        assert merged.until is not None
+        lease = merged.until + grace
         merged = attrs.evolve(merged, probe_until=max(lease, merged.probe_until or lease))
     return merged
 
@@ -229,13 +235,15 @@ def key_remote(state: KeyState, remote: RemoteKey, now: float, *, grace: float) 
 def model_remote(row: ModelRow, remote: RemoteModel, now: float, *, grace: float) -> ModelRow:
     """Merge another process's model transition into this process's row (``prober`` and
     ``grace`` as for :func:`key_remote`)."""
-    if row.changed_at is not None and remote.at < row.changed_at:
+    if remote.at < row.changed_at:
         return row  # old news
     origin, at = remote.origin, remote.at
     if remote.state is HealthState.HEALTHY:
         if row.state is not HealthState.HEALTHY and row.until is not None and now < row.until:
             return row  # never shortens a local cooldown (or a disabled model's wait)
-        healed = model_success(row, now, prober=False)  # keeps a live local probe lease
+        # As a success of a call that began when the transition happened there; it keeps a
+        # live local probe lease.
+        healed = model_success(row, remote.at, now, prober=False)
         return row if healed == row else attrs.evolve(healed, origin=origin, changed_at=at)
     if remote.state is HealthState.PROBING:
         # On probation elsewhere: skip it here too until that holder's lease runs out.

@@ -16,7 +16,8 @@ The rules (:data:`RULES`):
 ``terminal``
     every request opened gets exactly one terminal outcome, and nothing else ends.
 ``key_cooldown``
-    no call is made with a key while the cooldown its profile actor published covers it.
+    no call is made with a key while the cooldown its profile actor published covers it:
+    the whole key's, or the rate limit of the call's model on that key.
 ``model_gate``
     no call goes to a cooling or disabled model, except by the holder of a granted probe;
     a model on probation takes its probe holder and requests with no later chain entry.
@@ -31,6 +32,15 @@ The rules (:data:`RULES`):
     (the ``+ 1`` is the one ``max_tokens`` drop).
 ``deadline``
     no call starts after its request's deadline.
+``evidence``
+    no call begins on a key or model between the change that cooled it (after a failure)
+    and the end of that cooldown, except a granted probe; nor on a model on probation
+    before its probe holder's verdict, except the holder and requests with no later entry.
+    Unlike ``key_cooldown`` and ``model_gate`` this does not trust the published state: a
+    cooldown undone early by old news (the success of a call that began before the target
+    cooled) still forbids the calls that follow. A heal inside the window is accepted when
+    it is an operator reset (``reset`` on the change), or when a call that may not have
+    seen the cooling (its gates read after the change began) succeeded before it.
 
 Timing: the actors publish a change, then read the clock (``after``); a chain worker
 reads the clock (``gate_at``), then the published state, then the clock again (``start``)
@@ -44,6 +54,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import attrs
@@ -67,6 +78,7 @@ RULES = (
     "chain_order",
     "attempt_bound",
     "deadline",
+    "evidence",
 )
 
 #: What the checker replays.
@@ -144,9 +156,11 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
     opened: dict[int, RequestOpened] = {}
     closed: dict[int, list[RequestClosed]] = collections.defaultdict(list)
     attempts: dict[int, list[AttemptRecord]] = collections.defaultdict(list)
-    keys: dict[tuple[str, str], list[KeyChange]] = collections.defaultdict(list)
+    keys: dict[tuple[str, str, str | None], list[KeyChange]] = collections.defaultdict(list)
     models: dict[str, list[ModelChange]] = collections.defaultdict(list)
     violations: list[Violation] = []
+    flagged: set[int] = set()  # attempts a published gate already forbade
+    lasts: set[int] = set()  # attempts on their request's last chain entry
     for record in records:
         if isinstance(record, RequestOpened):
             if record.request_id in opened:
@@ -157,7 +171,7 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
         elif isinstance(record, AttemptRecord):
             attempts[record.request_id].append(record)
         elif isinstance(record, KeyChange):
-            keys[(record.provider, record.profile)].append(record)
+            keys[(record.provider, record.profile, record.model)].append(record)
         else:
             models[record.model].append(record)
     violations.extend(_terminal(opened, closed, attempts))
@@ -173,8 +187,14 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
             if attempt.outcome == "skipped":
                 continue
             last = attempt.model == request.chain[-1]
-            violations.extend(_gates(attempt, key_states, model_states, last=last))
+            gated = list(_gates(attempt, key_states, model_states, last=last))
+            if gated:
+                flagged.add(id(attempt))
+            if last:
+                lasts.add(id(attempt))
+            violations.extend(gated)
     violations.extend(_probes(attempts))
+    violations.extend(_evidence(attempts, keys, models, flagged, lasts))
     return tuple(violations)
 
 
@@ -265,23 +285,26 @@ class _Timeline:
 
 def _gates(
     attempt: AttemptRecord,
-    keys: Mapping[tuple[str, str], _Timeline],
+    keys: Mapping[tuple[str, str, str | None], _Timeline],
     models: Mapping[str, _Timeline],
     *,
     last: bool,
 ) -> Iterator[Violation]:
     assert attempt.profile is not None
-    timeline = keys.get((attempt.provider, attempt.profile))
-    if timeline is not None:
+    for scope in (None, attempt.model):  # the whole key, then the model's rate limit on it
+        timeline = keys.get((attempt.provider, attempt.profile, scope))
+        if timeline is None:
+            continue
         seen = timeline.seen(attempt.gate_at, attempt.start)
         if not any(_key_open(state, attempt.gate_at) for state in seen):
             until = max(
                 (s.cooldown_until or 0.0 for s in seen if isinstance(s, KeyChange)), default=0.0
             )
+            where = "" if scope is None else f" for {scope}"
             yield Violation(
                 "key_cooldown",
                 attempt.request_id,
-                f"called {attempt.provider}/{attempt.profile} at {attempt.gate_at:.6f}, "
+                f"called {attempt.provider}/{attempt.profile}{where} at {attempt.gate_at:.6f}, "
                 f"inside its cooldown until {until:.6f}",
             )
     timeline = models.get(attempt.model)
@@ -339,3 +362,112 @@ def _probes(attempts: Mapping[int, Sequence[AttemptRecord]]) -> Iterator[Violati
                 )
             if end > latest_end:
                 latest_end, latest_id = end, request_id
+
+
+def _evidence(
+    attempts: Mapping[int, Sequence[AttemptRecord]],
+    keys: Mapping[tuple[str, str, str | None], Sequence[KeyChange]],
+    models: Mapping[str, Sequence[ModelChange]],
+    flagged: set[int],
+    last: set[int],
+) -> Iterator[Violation]:
+    calls = [a for made in attempts.values() for a in made if a.outcome != "skipped"]
+    for model, model_changes in models.items():
+        windows = _windows(
+            [
+                _Change(
+                    c.before,
+                    c.after,
+                    math.inf if c.state is HealthState.PROBING else c.until,
+                    c.state is not HealthState.HEALTHY,
+                    c.reset,
+                )
+                for c in model_changes
+            ],
+            [a for a in calls if a.model == model],
+        )
+        for window in windows:
+            for call in window.calls:
+                # On probation (an open-ended window) a request with nothing after the
+                # model may still call it; a granted probe may always.
+                allowed = call.probe or (window.probation and id(call) in last)
+                if not allowed and id(call) not in flagged:
+                    yield window.violation(call, model)
+    for (provider, profile, scope), key_changes in keys.items():
+        on_key = [a for a in calls if (a.provider, a.profile) == (provider, profile)]
+        on_scope = [a for a in on_key if scope is None or a.model == scope]
+        windows = _windows(
+            [
+                _Change(c.before, c.after, c.cooldown_until, c.cooldown_until is not None, c.reset)
+                for c in key_changes
+            ],
+            on_scope,
+        )
+        for window in windows:
+            where = f"{provider}/{profile}" + ("" if scope is None else f" for {scope}")
+            for call in window.calls:
+                if id(call) not in flagged:
+                    yield window.violation(call, where)
+
+
+@attrs.frozen
+class _Change:
+    """A published change as the rule reads it: ``until`` is when the target may be called
+    again (infinite for a model on probation: until the probe holder's verdict), ``out``
+    whether it takes the target out of service."""
+
+    before: float
+    after: float
+    until: float | None
+    out: bool
+    reset: bool
+
+
+@attrs.frozen
+class _Window:
+    """The calls that began while a cooldown set after a failure still held."""
+
+    start: float
+    end: float
+    calls: tuple[AttemptRecord, ...]
+    #: A model on probation: open until the probe holder's verdict.
+    probation: bool
+
+    def violation(self, call: AttemptRecord, target: str) -> Violation:
+        what = "the probation begun" if self.probation else "the cooldown set"
+        until = "the probe's verdict" if self.end == math.inf else f"{self.end:.6f}"
+        return Violation(
+            "evidence",
+            call.request_id,
+            f"called {target} at {call.gate_at:.6f}, inside {what} at "
+            f"{self.start:.6f} until {until}",
+        )
+
+
+def _windows(changes: Sequence[_Change], calls: Sequence[AttemptRecord]) -> Iterator[_Window]:
+    """Each out-of-service change's window, from its ``after`` to its deadline. A later
+    change ends it early when it takes the target out again (that change's own window
+    takes over), or when it heals it and is explained: an operator reset, or a success of a
+    call that may not have seen the first change (gates read at or after its ``before``).
+    A heal by old news (a success of a call that began earlier) does not end it."""
+    ordered = sorted(changes, key=lambda c: (c.before, c.after))
+    successes = sorted(a.gate_at for a in calls if a.outcome == "ok")
+    for rank, change in enumerate(ordered):
+        if not change.out or change.until is None or change.until <= change.after:
+            continue
+        end, healed = change.until, math.inf
+        first = bisect.bisect_left(successes, change.before)
+        for later in ordered[rank + 1 :]:
+            if later.before >= end:
+                break
+            if later.out and (later.until or 0.0) >= end:
+                continue  # extended
+            explained = first < len(successes) and successes[first] <= later.before
+            if later.out or later.reset or explained:
+                # A caller that read the state after the change began may have seen it.
+                healed = later.before
+                break
+        # A tie with ``after`` is no proof that the caller saw the change.
+        inside = tuple(a for a in calls if change.after < a.gate_at < end and a.start < healed)
+        if inside:
+            yield _Window(change.after, min(end, healed), inside, change.until == math.inf)

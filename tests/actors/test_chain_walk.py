@@ -358,9 +358,9 @@ def test_a_retry_succeeding_in_place_serves_the_request(
     done = rt.complete(req(GPT, HAIKU))
     assert (done.text, done.served_by.model) == ("third time", GPT)
     assert [a.outcome for a in done.attempts] == ["error", "error", "ok"]
-    # The retries ran on probation; their success ends it, and a healthy row of a model
-    # the configuration does not name is dropped (the table stays bounded).
-    assert health(rt, GPT) is None
+    # The retries ran on probation (the model's row appears); their success ends it.
+    row = health(rt, GPT)
+    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 0)
 
 
 def test_a_hung_target_goes_to_the_next_model_at_once(
@@ -670,7 +670,8 @@ def test_success_is_recorded_only_when_the_stream_ends_cleanly(
     next(stream)
     assert health(rt, GPT).state is HealthState.PROBING  # committed, not yet a success
     list(stream)
-    assert health(rt, GPT) is None  # healthy again: an unconfigured model's row goes
+    row = health(rt, GPT)
+    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 0)
     assert key_state(rt, "openai", "main")["successes"] == 1
 
 
@@ -689,7 +690,7 @@ def test_closing_early_counts_as_neither_success_nor_failure(
     assert (state["calls"], state["successes"], state["failures"]) == (2, 0, 1)
     # The released probe lets the next request probe again.
     assert rt.complete(req(GPT, HAIKU)).served_by.model == GPT
-    assert health(rt, GPT) is None  # healthy: an unconfigured model's row goes
+    assert health(rt, GPT).state is HealthState.HEALTHY
 
 
 # --- cooling, probing, disabled --------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Issue 15 item 8: the health table is bounded: rows of models the configuration does not
-name expire once healthy or long past their cooldown, the stalest are evicted beyond a
-cap, and reset() drops them."""
+name expire once healthy for longer than a request may run or long past their cooldown,
+the stalest are evicted beyond a cap, and reset() drops them."""
 
 from __future__ import annotations
 
@@ -56,16 +56,22 @@ def test_reset_drops_the_rows_of_unconfigured_models(failing: tuple[Runtime, obj
     assert FALLBACK in rt.health()  # configured models are always listed
 
 
-def test_a_row_goes_once_its_model_is_healthy(
+def test_a_row_goes_once_its_model_has_been_healthy_longer_than_a_request_runs(
     failing: tuple[Runtime, HostileProvider], clock: FakeClock
 ) -> None:
     rt, hostile = failing
     _fail(rt, "openai/flaky")
     assert _unconfigured(rt) == {"openai/flaky"}
     clock.advance(3600)
-    hostile.plan = lambda call: None
+    hostile.plan = lambda call: None if call.model == "flaky" else Raise(_down, "open")
     assert rt.complete(Request(model="openai/flaky", messages=HI)).text == "hello"
-    assert _unconfigured(rt) == set()
+    # Kept while a call that began before it healed may still report (old news, by the
+    # row's changed_at), then gone: request_timeout is 10 s.
+    _fail(rt, "openai/other")
+    assert "openai/flaky" in _unconfigured(rt)
+    clock.advance(10.0 + 1.0)
+    _fail(rt, "openai/other")  # any message lets the health actor sweep
+    assert _unconfigured(rt) == {"openai/other"}
 
 
 def test_a_row_long_past_its_cooldown_expires(

@@ -25,18 +25,35 @@ CUT = Failure(ErrorKind.UNKNOWN, "adapter error")
 BAD = Failure(ErrorKind.INVALID_REQUEST, "nope", status=400)
 COOLING = ModelRow(state=HealthState.COOLING, until=2000.0, kind=ErrorKind.TRANSIENT, count=1)
 
+T = 1_000.0  # when the call's gates were read: the model hears it too
+
 TABLE = [
     pytest.param(
-        KeySucceeded(), False, HEALTHY, None, id="success-on-a-healthy-model-says-nothing"
+        KeySucceeded(M, T), False, HEALTHY, None, id="success-on-a-healthy-model-says-nothing"
     ),
-    pytest.param(KeySucceeded(), False, COOLING, ModelSucceeded(M, False), id="success-heals"),
-    pytest.param(KeySucceeded(), True, HEALTHY, ModelSucceeded(M, True), id="probe-success"),
-    pytest.param(KeyFailed(BOOM), False, HEALTHY, ModelFailed(M, BOOM, False), id="health-kind"),
-    pytest.param(KeyFailed(BOOM), True, COOLING, ModelFailed(M, BOOM, True), id="probe-failure"),
-    pytest.param(KeyFailed(BAD), False, HEALTHY, None, id="not-a-health-kind-says-nothing"),
-    pytest.param(KeyFailed(CUT), True, HEALTHY, ModelReleased(M), id="probe-unknown-releases"),
-    pytest.param(KeyReleased(), False, COOLING, None, id="released-says-nothing"),
-    pytest.param(KeyReleased(), True, COOLING, ModelReleased(M), id="probe-released"),
+    pytest.param(
+        KeySucceeded(M, T), False, COOLING, ModelSucceeded(M, False, T), id="success-heals"
+    ),
+    pytest.param(KeySucceeded(M, T), True, HEALTHY, ModelSucceeded(M, True, T), id="probe-success"),
+    pytest.param(
+        KeyFailed(M, BOOM, T), False, HEALTHY, ModelFailed(M, BOOM, False, T), id="health-kind"
+    ),
+    pytest.param(
+        KeyFailed(M, BOOM, T), True, COOLING, ModelFailed(M, BOOM, True, T), id="probe-failure"
+    ),
+    pytest.param(KeyFailed(M, BAD, T), False, HEALTHY, None, id="not-a-health-kind-says-nothing"),
+    pytest.param(
+        KeyFailed(M, CUT, T), True, HEALTHY, ModelReleased(M, T), id="probe-unknown-releases"
+    ),
+    pytest.param(KeyReleased(M, T), False, COOLING, None, id="released-says-nothing"),
+    pytest.param(KeyReleased(M, T), True, COOLING, ModelReleased(M, T), id="probe-released"),
+    pytest.param(
+        KeySucceeded(M, T),
+        False,
+        ModelRow(changed_at=T - 1),  # healed before: nothing to tell
+        None,
+        id="success-on-a-healed-model-says-nothing",
+    ),
 ]
 
 
@@ -44,9 +61,9 @@ TABLE = [
 def test_what_the_model_hears(
     outcome: KeyOutcome, probe: bool, row: ModelRow, expected: ModelOutcome | None
 ) -> None:
-    assert model_report(M, outcome, probe=probe, table={M: row}) == expected
+    assert model_report(outcome, probe=probe, table={M: row}) == expected
 
 
 def test_a_model_failure_must_be_of_a_health_kind() -> None:
     with pytest.raises(ValueError, match="invalid_request failure says nothing"):
-        ModelFailed(M, BAD, False)
+        ModelFailed(M, BAD, False, T)

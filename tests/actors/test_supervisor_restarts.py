@@ -210,10 +210,12 @@ def test_messages_queued_behind_a_crash_reach_the_replacement(launch: Launch) ->
     ref = ref_of(rt, "profile:a/p0")
     rate_limit = failure(ErrorKind.RATE_LIMIT, "slow down")
 
-    ref.tell(KeyFailed(rate_limit))  # blocks inside the cooldown's jitter
+    # Two calls, the second begun (on the runtime's fake clock) after the first cooled the
+    # key: two episodes, both counted.
+    ref.tell(KeyFailed("a/m", rate_limit, began_at=0.0))  # blocks inside the cooldown's jitter
     assert rng.entered.wait(10)
     inject_crash(rt, "profile:a/p0", wait=False)  # queued: crashes it next
-    ref.tell(KeyFailed(rate_limit))  # queued behind the crash
+    ref.tell(KeyFailed("a/m", rate_limit, began_at=1e9))  # queued behind the crash
     answer = ref.ask(Inspect(), block=False)  # likewise
     rng.release.set()
 

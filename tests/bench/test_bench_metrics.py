@@ -8,6 +8,7 @@ from switchover.bench._metrics import (
     Call,
     compute,
     detect_recover,
+    onset_calls,
     percentile,
     retry_after_error,
     wasted_calls,
@@ -78,6 +79,16 @@ def test_retries_and_early_calls_are_wasted_but_one_probe_per_gap_is_not() -> No
     after = call(61)
     wasted = wasted_calls(s, [revealing, retry, probe, too_soon, second_probe, other_key, after])
     assert wasted == [retry, too_soon]
+
+
+def test_onset_counts_the_calls_into_a_window_but_not_its_allowed_probes() -> None:
+    s = scenario()
+    concurrent = call(20.5, kind="auth", request=1)  # past the gate before the fault showed
+    revealing = call(21, kind="auth", request=2)
+    retry = call(21.01, kind="auth", request=2)  # wasted: its request knew
+    probe = call(26.5, kind="auth", request=3)  # allowed: not counted
+    assert onset_calls(s, [concurrent, revealing, retry, probe, call(61)]) == 3.0
+    assert onset_calls(s, [call(10), call(61)]) is None  # the fault was never hit
 
 
 def test_retry_after_widens_the_probe_gap() -> None:

@@ -6,7 +6,13 @@ import math
 from pathlib import Path
 
 import pytest
-from switchover.bench._scenario import ScenarioError, load_scenario, parse_scenario, scenario_names
+from switchover.bench._scenario import (
+    ScenarioError,
+    Traffic,
+    load_scenario,
+    parse_scenario,
+    scenario_names,
+)
 
 GOOD = """
 name = "mine"
@@ -24,7 +30,7 @@ end = 30
 
 def test_every_built_in_scenario_loads() -> None:
     names = scenario_names()
-    assert len(names) == 12
+    assert len(names) == 17
     for name in names:
         scenario = load_scenario(name)
         assert scenario.name == name
@@ -41,6 +47,11 @@ def test_a_file_with_defaults() -> None:
     assert fault.active(5.0)
     assert not fault.active(30.0)
     assert scenario.load.long_until == 60.0
+    assert (scenario.load.mode, scenario.traffic) == ("open", Traffic())
+    assert scenario.traffic.ttft == (0.3, 2.0)
+    assert scenario.traffic.tokens == (50, 800)
+    assert scenario.traffic.tokens_per_second == (30.0, 120.0)
+    assert scenario.providers[0].key_order == "priority"
     assert scenario.targets()[:2] == [("openai", "gpt-4o", "main"), ("openai", "gpt-4o", "backup")]
 
 
@@ -116,6 +127,36 @@ def test_a_periodic_fault_has_one_episode_per_period() -> None:
             "faults[0].down",
             "go together",
             id="period-without-down",
+        ),
+        pytest.param(
+            ("\n[[faults]]", '\n[load]\nmode = "burst"\n[[faults]]'),
+            "load.mode",
+            "'open' or 'closed'",
+            id="bad-load-mode",
+        ),
+        pytest.param(
+            ("\n[[faults]]", '\n[load]\nmode = "closed"\nclients = 500\n[[faults]]'),
+            "load.clients",
+            "<= 64",
+            id="too-many-clients",
+        ),
+        pytest.param(
+            ("\n[[faults]]", "\n[traffic]\nttft = [2, 1]\n[[faults]]"),
+            "traffic.ttft",
+            "must not be below",
+            id="ttft-upside-down",
+        ),
+        pytest.param(
+            ("\n[[faults]]", "\n[traffic]\ntokens = 50\n[[faults]]"),
+            "traffic.tokens",
+            "[low, high] pair",
+            id="tokens-not-a-pair",
+        ),
+        pytest.param(
+            ("\n[[faults]]", "\n[traffic]\ntokens_per_second = [0, 10]\n[[faults]]"),
+            "traffic.tokens_per_second",
+            "> 0",
+            id="zero-token-rate",
         ),
         pytest.param(
             ("\n[[faults]]", "\n[operator]\nidle_timeout = 0\n[[faults]]"),

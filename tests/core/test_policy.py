@@ -29,6 +29,7 @@ from switchover._core._policy import (
     model_gate,
     model_grant,
     model_release,
+    model_success,
     model_suspect,
     model_view,
     retry_delay,
@@ -38,6 +39,13 @@ from switchover.testing import FakeClock
 K = ErrorKind
 CFG = CooldownConfig()
 NOW = 1_000.0
+M = "p/m"  # the model a key's calls are for
+LATER = 1e9  # a call begun after every change in a test: fresh news
+
+
+def count(state: KeyState) -> int:
+    """The consecutive failures that count for a call on M: the whole key's or M's."""
+    return max(track.failures for track in state.tracks(M))
 
 
 def fail(kind: ErrorKind, retry_after: float | None = None) -> Failure:
@@ -100,12 +108,12 @@ def test_shrunk_cooldown_config_is_honoured() -> None:
 
 
 def test_key_failure_counts_and_cools_only_for_key_kinds() -> None:
-    state = key_failure(KeyState(), fail(K.RATE_LIMIT), NOW, CFG, 1.0)
-    assert (state.failures, state.cooldown_until) == (1, NOW + 5.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    assert (count(state), state.until(M)) == (1, NOW + 5.0)
     assert (state.calls, state.errors, state.last_kind) == (1, 1, K.RATE_LIMIT)
     for kind in set(ErrorKind) - KEY_KINDS:
-        other = key_failure(KeyState(), fail(kind), NOW, CFG, 1.0)
-        assert (other.failures, other.cooldown_until) == (0, None), kind
+        other = key_failure(KeyState(), M, fail(kind), NOW, NOW, cfg=CFG, jitter=1.0)
+        assert (count(other), other.until(M)) == (0, None), kind
 
 
 def test_key_kinds_are_exactly_rate_limit_auth_balance() -> None:
@@ -113,71 +121,75 @@ def test_key_kinds_are_exactly_rate_limit_auth_balance() -> None:
 
 
 def test_a_new_key_cooldown_never_shortens_an_existing_one() -> None:
-    state = key_failure(KeyState(), fail(K.BALANCE), NOW, CFG, 1.0)
-    assert state.cooldown_until == NOW + 300.0
-    later = key_failure(state, fail(K.RATE_LIMIT), NOW + 1.0, CFG, 1.0)
-    assert later.failures == 2
-    assert later.cooldown_until == NOW + 300.0
+    state = key_failure(KeyState(), M, fail(K.BALANCE), NOW, NOW, cfg=CFG, jitter=1.0)
+    assert state.until(M) == NOW + 300.0
+    later = key_failure(state, M, fail(K.AUTH), NOW + 1.0, NOW + 1.0, cfg=CFG, jitter=1.0)
+    assert count(later) == 2
+    assert later.until(M) == NOW + 300.0
+    limited = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 1.0, NOW + 1.0, cfg=CFG, jitter=1.0)
+    assert limited.until(M) == NOW + 300.0  # the whole key's cooldown still holds for M
 
 
 def test_failure_count_survives_cooldown_expiry() -> None:
     # The reference deleted the count when the cooldown expired, so backoff never grew.
     clock = FakeClock(start=NOW)
-    state = key_failure(KeyState(), fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
+    state = key_failure(
+        KeyState(), M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0
+    )
     clock.advance(5.0)
-    assert key_gate(state, clock.now()) == "expired"
-    state, granted = key_grant(state, clock.now(), lease=60.0)
+    assert key_gate(state, M, clock.now()) == "expired"
+    state, granted = key_grant(state, M, clock.now(), lease=60.0)
     assert granted
-    assert state.failures == 1
-    state = key_failure(state, fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
-    assert state.failures == 2
-    assert state.cooldown_until == clock.now() + 10.0
+    assert count(state) == 1
+    state = key_failure(state, M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0)
+    assert count(state) == 2
+    assert state.until(M) == clock.now() + 10.0
     clock.advance(10.0)
-    state = key_failure(state, fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
-    assert state.cooldown_until == clock.now() + 20.0
+    state = key_failure(state, M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0)
+    assert state.until(M) == clock.now() + 20.0
 
 
 def test_failure_count_resets_only_on_success() -> None:
-    state = key_failure(KeyState(), fail(K.AUTH), NOW, CFG, 1.0)
-    state = key_failure(state, fail(K.TRANSIENT), NOW + 10, CFG, 1.0)
-    state = key_release(state)
-    assert state.failures == 1
-    state = key_success(state)
-    assert (state.failures, state.cooldown_until) == (0, None)
+    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW, cfg=CFG, jitter=1.0)
+    state = key_failure(state, M, fail(K.TRANSIENT), NOW + 10, NOW + 10, cfg=CFG, jitter=1.0)
+    state = key_release(state, M, LATER)
+    assert count(state) == 1
+    state = key_success(state, M, LATER, LATER)
+    assert (count(state), state.until(M)) == (0, None)
     assert (state.calls, state.successes, state.errors) == (4, 1, 2)
 
 
 def test_a_non_key_failure_on_an_expired_key_puts_it_back_in_service() -> None:
-    state = key_failure(KeyState(), fail(K.RATE_LIMIT), NOW, CFG, 1.0)
-    cooling = key_failure(state, fail(K.TRANSIENT), NOW + 1.0, CFG, 1.0)
-    assert key_gate(cooling, NOW + 1.0) == "cooling"
-    back = key_failure(state, fail(K.TRANSIENT), NOW + 6.0, CFG, 1.0)
-    assert key_gate(back, NOW + 6.0) == "ready"
-    assert back.failures == 1
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    cooling = key_failure(state, M, fail(K.TRANSIENT), NOW + 1.0, NOW + 1.0, cfg=CFG, jitter=1.0)
+    assert key_gate(cooling, M, NOW + 1.0) == "cooling"
+    back = key_failure(state, M, fail(K.TRANSIENT), NOW + 6.0, NOW + 6.0, cfg=CFG, jitter=1.0)
+    assert key_gate(back, M, NOW + 6.0) == "ready"
+    assert count(back) == 1
 
 
 def test_key_grant_hands_an_expired_key_to_one_caller_per_lease() -> None:
-    state = key_failure(KeyState(), fail(K.RATE_LIMIT), NOW, CFG, 1.0)
-    assert key_grant(state, NOW + 1.0, lease=30.0) == (state, False)
-    state, first = key_grant(state, NOW + 6.0, lease=30.0)
-    _, second = key_grant(state, NOW + 7.0, lease=30.0)
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    assert key_grant(state, M, NOW + 1.0, lease=30.0) == (state, False)
+    state, first = key_grant(state, M, NOW + 6.0, lease=30.0)
+    _, second = key_grant(state, M, NOW + 7.0, lease=30.0)
     assert (first, second) == (True, False)
-    _, after_lease = key_grant(state, NOW + 36.0, lease=30.0)
+    _, after_lease = key_grant(state, M, NOW + 36.0, lease=30.0)
     assert after_lease
-    released = key_release(state)
-    assert key_grant(released, NOW + 7.0, lease=30.0)[1]
+    released = key_release(state, M, LATER)
+    assert key_grant(released, M, NOW + 7.0, lease=30.0)[1]
 
 
 def test_key_grant_on_a_ready_key_takes_no_lease() -> None:
-    state, granted = key_grant(KeyState(), NOW, lease=30.0)
+    state, granted = key_grant(KeyState(), M, NOW, lease=30.0)
     assert granted
     assert state == KeyState()
 
 
 def test_key_reset_clears_cooldown_and_count_but_keeps_counters() -> None:
-    state = key_failure(KeyState(), fail(K.AUTH), NOW, CFG, 1.0)
+    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW, cfg=CFG, jitter=1.0)
     state = key_reset(state)
-    assert (state.cooldown_until, state.failures) == (None, 0)
+    assert (state.until(M), count(state)) == (None, 0)
     assert (state.calls, state.errors) == (1, 1)
 
 
@@ -186,22 +198,138 @@ def test_key_cooldown_expires_on_the_default_clock() -> None:
     import time
 
     clock = SystemClock()
-    state = key_failure(KeyState(), fail(K.RATE_LIMIT), clock.now(), CFG, 1.0)
+    state = key_failure(
+        KeyState(), M, fail(K.RATE_LIMIT), clock.now(), clock.now(), cfg=CFG, jitter=1.0
+    )
     with freeze_time("2026-03-01 12:00:04.9"):
-        assert key_gate(state, clock.now()) == "cooling"
+        assert key_gate(state, M, clock.now()) == "cooling"
     with freeze_time("2026-03-01 12:00:05"):
-        assert key_gate(state, clock.now()) == "expired"
+        assert key_gate(state, M, clock.now()) == "expired"
     assert time.monotonic() == clock.now()
 
 
 def test_key_cooldown_expires_when_freezegun_ticks() -> None:
     with freeze_time("2026-03-01 12:00:00") as frozen:
         clock = SystemClock()
-        state = key_failure(KeyState(), fail(K.AUTH), clock.now(), CFG, 1.0)
+        state = key_failure(
+            KeyState(), M, fail(K.AUTH), clock.now(), clock.now(), cfg=CFG, jitter=1.0
+        )
         frozen.tick(4.0)
-        assert key_gate(state, clock.now()) == "cooling"
+        assert key_gate(state, M, clock.now()) == "cooling"
         frozen.tick(1.0)
-        assert key_gate(state, clock.now()) == "expired"
+        assert key_gate(state, M, clock.now()) == "expired"
+
+
+# --- evidence ordered by when calls began -----------------------------------------------------
+
+
+def burst(state: KeyState, kind: ErrorKind, n: int, began: float, now: float) -> KeyState:
+    """``n`` calls that all began at ``began`` fail one after another from ``now``."""
+    for i in range(n):
+        failure = fail(kind, retry_after=1.0)
+        state = key_failure(state, M, failure, began, now + i * 0.01, cfg=CFG, jitter=1.0)
+    return state
+
+
+@pytest.mark.parametrize("kind", sorted(KEY_KINDS))
+def test_a_burst_of_simultaneous_key_failures_is_one_episode(kind: ErrorKind) -> None:
+    # Issue 15 item 2: eight calls in flight at once all get a 429 (retry-after 1).
+    state = burst(KeyState(), kind, 8, began=NOW, now=NOW + 0.5)
+    assert count(state) == 1
+    expected = CFG.profile_max if kind is K.BALANCE else CFG.profile_min
+    assert state.until(M) == pytest.approx(NOW + 0.5 + expected)
+    assert (state.calls, state.errors) == (8, 8)  # the counters still see every call
+
+
+def test_a_key_failure_after_the_cooldown_began_is_a_new_episode() -> None:
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    state, _ = key_grant(state, M, NOW + 6.0, lease=30.0)
+    state = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 6.0, NOW + 7.0, cfg=CFG, jitter=1.0)
+    assert (count(state), state.until(M)) == (2, NOW + 17.0)
+
+
+def test_a_success_that_began_before_a_key_cooled_does_not_heal_it() -> None:
+    state = key_failure(KeyState(), M, fail(K.AUTH), NOW, NOW + 1.0, cfg=CFG, jitter=1.0)
+    old = key_success(state, M, NOW - 5.0, NOW + 2.0)
+    assert (count(old), old.until(M)) == (1, NOW + 6.0)
+    assert (old.calls, old.successes) == (2, 1)
+    fresh = key_success(state, M, NOW + 6.0, NOW + 7.0)  # the probe, after the cooldown
+    assert (count(fresh), fresh.until(M)) == (0, None)
+
+
+def test_a_failure_that_began_before_a_key_recovered_does_not_cool_it_again() -> None:
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW + 1.0, cfg=CFG, jitter=1.0)
+    state = key_success(state, M, NOW + 6.0, NOW + 7.0)  # recovered through its probe
+    old = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 0.5, NOW + 8.0, cfg=CFG, jitter=1.0)
+    assert (count(old), key_gate(old, M, NOW + 8.0)) == (0, "ready")
+
+
+def test_a_rate_limit_cools_a_key_for_that_model_only() -> None:
+    state = key_failure(KeyState(), "p/a", fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    assert key_gate(state, "p/a", NOW + 1.0) == "cooling"
+    assert key_gate(state, "p/b", NOW + 1.0) == "ready"
+    auth = key_failure(KeyState(), "p/a", fail(K.AUTH), NOW, NOW, cfg=CFG, jitter=1.0)
+    assert key_gate(auth, "p/b", NOW + 1.0) == "cooling"  # auth cools the whole key
+
+
+def test_a_success_on_another_model_keeps_a_models_rate_limit() -> None:
+    # Issue 15 item 3: the same key's success for the next model wiped the cooldown.
+    state = key_failure(KeyState(), "p/a", fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    state = key_success(state, "p/b", NOW + 0.1, NOW + 1.0)
+    assert key_gate(state, "p/a", NOW + 1.0) == "cooling"
+    assert state.limits["p/a"].failures == 1
+
+
+def test_an_old_outcome_does_not_end_a_key_probe_lease() -> None:
+    state = key_failure(KeyState(), M, fail(K.RATE_LIMIT), NOW, NOW, cfg=CFG, jitter=1.0)
+    state, granted = key_grant(state, M, NOW + 6.0, lease=30.0)
+    assert granted
+    for old in (
+        key_failure(state, M, fail(K.TRANSIENT), NOW - 1.0, NOW + 7.0, cfg=CFG, jitter=1.0),
+        key_release(state, M, NOW - 1.0),
+    ):
+        assert not key_grant(old, M, NOW + 8.0, lease=30.0)[1], "the probe is still out"
+    assert key_grant(key_release(state, M, NOW + 6.0), M, NOW + 8.0, lease=30.0)[1]
+
+
+def test_a_burst_of_simultaneous_model_failures_is_one_episode() -> None:
+    row = HEALTHY
+    for i in range(8):
+        row = model_failure(row, fail(K.RATE_LIMIT, retry_after=1.0), NOW, NOW + 0.5 + i, CFG)
+    assert (row.state, row.count, row.until) == (HealthState.COOLING, 1, NOW + 30.5)
+
+
+def test_a_success_that_began_before_a_model_failed_does_not_heal_it() -> None:
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW + 1.0, CFG)
+    assert model_success(row, NOW - 3.0, NOW + 2.0, prober=False) == row
+    assert model_success(row, NOW - 3.0, NOW + 2.0, prober=True) == row
+    suspect = model_suspect(HEALTHY, fail(K.TRANSIENT), NOW, lease=30.0, holder=1)
+    assert suspect is not None
+    assert model_success(suspect, NOW - 3.0, NOW + 2.0, prober=False) == suspect
+    healed = model_success(row, NOW + 11.0, NOW + 12.0, prober=True)
+    assert (healed.state, healed.changed_at) == (HealthState.HEALTHY, NOW + 12.0)
+
+
+def test_a_failure_that_began_before_a_model_recovered_does_not_cool_it() -> None:
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW + 1.0, CFG)
+    row, _ = model_grant(row, NOW + 11.0, lease=30.0)
+    row = model_success(row, NOW + 11.0, NOW + 12.0, prober=True)
+    assert model_failure(row, fail(K.TRANSIENT), NOW + 0.5, NOW + 13.0, CFG) == row
+
+
+def test_a_mid_stream_cut_of_a_call_begun_while_healthy_still_counts() -> None:
+    row = model_success(HEALTHY, NOW, NOW + 1.0, prober=False)  # a healthy row stays as it was
+    cut = model_failure(row, fail(K.TRANSIENT), NOW + 0.5, NOW + 20.0, CFG, prober=False)
+    assert (cut.state, cut.count) == (HealthState.COOLING, 1)
+
+
+def test_a_probe_that_moved_on_speaks_for_itself_only() -> None:
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW, CFG)
+    row, _ = model_grant(row, NOW + 10.0, lease=5.0, holder=1)
+    row, reason = model_grant(row, NOW + 16.0, lease=5.0, holder=2)  # the first lease ran out
+    assert reason is None
+    assert model_release(row, NOW + 10.0) == row  # the first probe's stream, closed late
+    assert model_release(row, NOW + 16.0).probe_until is None
 
 
 # --- model health ----------------------------------------------------------------------------
@@ -212,7 +340,7 @@ def cooling_seconds(kind: ErrorKind, times: int, cfg: CooldownConfig = CFG) -> l
     seconds = []
     now = NOW
     for _ in range(times):
-        row = model_failure(row, fail(kind), now, cfg)
+        row = model_failure(row, fail(kind), now, now, cfg)
         assert row.until is not None
         seconds.append(row.until - now)
         now = row.until  # the next failure comes when the cooldown has ended
@@ -232,15 +360,15 @@ def test_model_cooldown_respects_tuned_bases() -> None:
 
 
 def test_model_cooldown_uses_retry_after_as_a_floor() -> None:
-    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=95.0), NOW, CFG)
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=95.0), NOW, NOW, CFG)
     assert row.until == NOW + 95.0
-    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=99_999.0), NOW, CFG)
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=99_999.0), NOW, NOW, CFG)
     assert row.until == NOW + CFG.model_max
 
 
 def test_model_cooldown_never_shortens() -> None:
-    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=500.0), NOW, CFG)
-    row = model_failure(row, fail(K.TRANSIENT), NOW + 1.0, CFG)
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT, retry_after=500.0), NOW, NOW, CFG)
+    row = model_failure(row, fail(K.TRANSIENT), NOW + 1.0, NOW + 1.0, CFG)
     assert row.until == NOW + 500.0
     assert (row.kind, row.count) == (K.TRANSIENT, 1)
 
@@ -250,7 +378,7 @@ def test_three_in_a_row_disables(kind: ErrorKind) -> None:
     row = HEALTHY
     now = NOW
     for expected in (HealthState.COOLING, HealthState.COOLING, HealthState.DISABLED):
-        row = model_failure(row, fail(kind), now, CFG)
+        row = model_failure(row, fail(kind), now, now, CFG)
         assert row.state is expected
         assert row.until is not None
         now = row.until
@@ -265,47 +393,47 @@ def test_three_in_a_row_disables(kind: ErrorKind) -> None:
 def test_rate_limit_and_transient_never_disable(kind: ErrorKind) -> None:
     row = HEALTHY
     for _ in range(10):
-        row = model_failure(row, fail(kind), NOW, CFG)
+        row = model_failure(row, fail(kind), NOW, NOW, CFG)
     assert row.state is HealthState.COOLING
 
 
 def test_counts_are_per_kind() -> None:
     # The reference shared one count: two blips then one auth error meant a 1 h lockout.
-    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, CFG)
-    row = model_failure(row, fail(K.TRANSIENT), NOW + 10, CFG)
-    row = model_failure(row, fail(K.AUTH), NOW + 40, CFG)
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW, CFG)
+    row = model_failure(row, fail(K.TRANSIENT), NOW + 10, NOW + 10, CFG)
+    row = model_failure(row, fail(K.AUTH), NOW + 40, NOW + 40, CFG)
     assert (row.state, row.kind, row.count) == (HealthState.COOLING, K.AUTH, 1)
     assert row.until == NOW + 40 + 60.0
-    row = model_failure(row, fail(K.AUTH), NOW + 100, CFG)
-    row = model_failure(row, fail(K.BALANCE), NOW + 220, CFG)
+    row = model_failure(row, fail(K.AUTH), NOW + 100, NOW + 100, CFG)
+    row = model_failure(row, fail(K.BALANCE), NOW + 220, NOW + 220, CFG)
     assert row.state is HealthState.COOLING  # auth, auth, balance is not three in a row
 
 
 def test_disable_after_is_tunable() -> None:
-    row = model_failure(HEALTHY, fail(K.MODEL_MISSING), NOW, CooldownConfig(disable_after=1))
+    row = model_failure(HEALTHY, fail(K.MODEL_MISSING), NOW, NOW, CooldownConfig(disable_after=1))
     assert row.state is HealthState.DISABLED
 
 
 def test_a_disabled_model_lets_one_probe_through_after_the_probe_interval() -> None:
     cfg = CooldownConfig(disable_after=1, disabled_probe_interval=100.0)
-    row = model_failure(HEALTHY, fail(K.AUTH), NOW, cfg)
+    row = model_failure(HEALTHY, fail(K.AUTH), NOW, NOW, cfg)
     assert model_grant(row, NOW + 99.0, lease=5.0)[1] == "disabled"
     row, reason = model_grant(row, NOW + 100.0, lease=5.0)
     assert reason is None
     assert model_grant(row, NOW + 101.0, lease=5.0)[1] == "probe in flight"
-    again = model_failure(row, fail(K.AUTH), NOW + 102.0, cfg)
+    again = model_failure(row, fail(K.AUTH), NOW + 102.0, NOW + 102.0, cfg)
     assert again.state is HealthState.DISABLED
     assert again.until == NOW + 202.0
 
 
 def test_model_grant_single_probe_and_release() -> None:
-    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, CFG)
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW, CFG)
     assert model_grant(row, NOW + 5.0, lease=30.0)[1] == "cooling"
     row, first = model_grant(row, NOW + 10.0, lease=30.0)
     _, second = model_grant(row, NOW + 10.0, lease=30.0)
     assert (first, second) == (None, "probe in flight")
     assert model_grant(row, NOW + 40.0, lease=30.0)[1] is None  # a lost probe expires
-    assert model_grant(model_release(row), NOW + 11.0, lease=30.0)[1] is None
+    assert model_grant(model_release(row, LATER), NOW + 11.0, lease=30.0)[1] is None
     assert model_grant(HEALTHY, NOW, lease=30.0) == (HEALTHY, None)
 
 
@@ -317,14 +445,14 @@ def test_model_suspect_puts_only_a_healthy_model_on_probation() -> None:
     assert model_grant(row, NOW + 1.0, lease=30.0)[1] == "probe in flight"
     assert model_view("m", row, NOW + 1.0).state is HealthState.PROBING
     # The holder's failure after its retries cools the model, counting one failure.
-    cooled = model_failure(row, fail(K.TRANSIENT), NOW + 2.0, CFG)
+    cooled = model_failure(row, fail(K.TRANSIENT), NOW + 2.0, NOW + 2.0, CFG)
     assert (cooled.state, cooled.count) == (HealthState.COOLING, 1)
     assert model_suspect(cooled, fail(K.TRANSIENT), NOW + 3.0, lease=30.0) is None
     assert model_suspect(row, fail(K.TRANSIENT), NOW + 3.0, lease=30.0) is None
 
 
 def test_model_view_reads_probing_once_cooling_ends() -> None:
-    row = model_failure(HEALTHY, fail(K.RATE_LIMIT), NOW, CFG)
+    row = model_failure(HEALTHY, fail(K.RATE_LIMIT), NOW, NOW, CFG)
     view = model_view("openai/gpt-4o", row, NOW + 10.0)
     assert view.state is HealthState.COOLING
     assert view.cooldown_remaining == 20.0
@@ -341,7 +469,7 @@ def test_model_view_reads_probing_once_cooling_ends() -> None:
 def test_model_expiry_on_the_default_clock() -> None:
     with freeze_time("2026-03-01 12:00:00") as frozen:
         clock = SystemClock()
-        row = model_failure(HEALTHY, fail(K.TRANSIENT), clock.now(), CFG)
+        row = model_failure(HEALTHY, fail(K.TRANSIENT), clock.now(), clock.now(), CFG)
         frozen.tick(9.5)
         assert model_view("m", row, clock.now()).state is HealthState.COOLING
         frozen.tick(0.5)
@@ -355,7 +483,7 @@ def test_model_kinds() -> None:
 
 
 def test_model_failure_does_not_touch_the_input_row() -> None:
-    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, CFG)
+    row = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW, CFG)
     assert HEALTHY.state is HealthState.HEALTHY
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         row.count = 5  # type: ignore[misc]

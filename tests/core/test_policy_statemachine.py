@@ -2,7 +2,9 @@
 small reference model written from DESIGN.md's tables ("Time, cooldown and health").
 
 The reference is deliberately naive: plain fields and the sentences of the design, no
-shared code with the policy module.
+shared code with the policy module. Every outcome comes from a call that began some time
+ago (``ago``): one that began before the target last changed is old news and must leave
+it as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from switchover import CooldownConfig, ErrorKind, HealthState
 from switchover._core._classify import Failure
 from switchover._core._policy import (
+    CLEAR,
     HEALTHY,
     KeyState,
     key_failure,
@@ -27,6 +30,7 @@ from switchover._core._policy import (
     model_gate,
     model_grant,
     model_release,
+    model_success,
     model_view,
 )
 
@@ -56,23 +60,42 @@ MODEL_KINDS = [
 DISABLING = {ErrorKind.AUTH, ErrorKind.BALANCE, ErrorKind.MODEL_MISSING}
 
 RETRY_AFTER = st.one_of(st.none(), st.floats(min_value=0, max_value=100))
+#: How long before now the reporting call began.
+AGO = st.one_of(st.just(0.0), st.floats(min_value=0, max_value=60))
+M = "p/m"
 
 
 class RefKey:
-    """A key, as DESIGN.md describes it."""
+    """One cooldown of a key (the whole key's, or one model's rate limit), as DESIGN.md
+    describes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: float = -math.inf) -> None:
         self.n = 0  # consecutive failures: survives expiry, reset only by success
         self.until: float | None = None
         self.lease: float | None = None
+        self.changed = changed  # when it last cooled or healed
 
-    def fail(self, kind: ErrorKind, retry_after: float | None, jitter: float, now: float) -> None:
+    def old(self, began: float) -> bool:
+        return began < self.changed
+
+    def succeed(self, began: float, now: float) -> None:
+        if self.old(began):
+            return
+        if self.until is not None:
+            self.changed = now
+        self.n, self.until, self.lease = 0, None, None
+
+    def fail(
+        self, kind: ErrorKind, retry_after: float | None, jitter: float, began: float, now: float
+    ) -> None:
+        if self.old(began):
+            return  # in flight when the key changed: the same episode
         self.lease = None
         if kind not in KEY_KINDS:
             # Not the key's fault. Where DESIGN.md is silent, the foundation's choice: a call
             # that got past the key proves a key whose cooldown ended is back in service.
             if self.until is not None and now >= self.until:
-                self.until = None
+                self.until, self.changed = None, now
             return
         self.n += 1
         if kind is ErrorKind.BALANCE:
@@ -84,6 +107,7 @@ class RefKey:
         until = now + seconds
         # A new cooldown never shortens an existing one.
         self.until = until if self.until is None else max(self.until, until)
+        self.changed = now
 
     def callable(self, now: float) -> bool:
         return self.until is None or now >= self.until
@@ -102,14 +126,19 @@ class RefKey:
 class RefModel:
     """A model's health row, as DESIGN.md describes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: float = -math.inf) -> None:
         self.state = HealthState.HEALTHY
         self.until: float | None = None
         self.kind: ErrorKind | None = None
         self.count = 0
         self.lease: float | None = None
+        self.changed = changed
 
-    def fail(self, kind: ErrorKind, retry_after: float | None, now: float, prober: bool) -> None:
+    def fail(
+        self, kind: ErrorKind, retry_after: float | None, began: float, now: float, prober: bool
+    ) -> None:
+        if began < self.changed:
+            return  # old news
         count = self.count + 1 if kind is self.kind else 1  # counts run per kind
         lease = None if prober else self.lease
         disables = kind in DISABLING and count >= CFG.disable_after
@@ -117,9 +146,10 @@ class RefModel:
             # Only a reset or a probe after the interval lets traffic back.
             if prober:
                 self.until = now + CFG.disabled_probe_interval
+                self.changed = now
             self.lease = lease
             return
-        self.kind, self.count, self.lease = kind, count, lease
+        self.kind, self.count, self.lease, self.changed = kind, count, lease, now
         if disables:
             self.state = HealthState.DISABLED
             self.until = now + CFG.disabled_probe_interval
@@ -132,8 +162,12 @@ class RefModel:
             until = max(until, self.until)
         self.state, self.until = HealthState.COOLING, until
 
-    def heal(self) -> None:
-        self.__init__()  # type: ignore[misc]
+    def heal(self, began: float, now: float) -> None:
+        """A success reported by the probe holder."""
+        if began < self.changed:
+            return
+        changed = self.changed if self.state is HealthState.HEALTHY else now
+        self.__init__(changed)  # type: ignore[misc]
 
     def grant(self, now: float) -> bool:
         if self.state is HealthState.HEALTHY:
@@ -156,7 +190,7 @@ class Policies(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.now = 1000.0
-        self.key, self.ref_key = KeyState(), RefKey()
+        self.key, self.ref_whole, self.ref_limit = KeyState(), RefKey(), RefKey()
         self.row, self.ref_model = HEALTHY, RefModel()
 
     @rule(seconds=st.floats(min_value=0, max_value=80))
@@ -169,58 +203,90 @@ class Policies(RuleBasedStateMachine):
         kind=st.sampled_from(list(ErrorKind)),
         retry_after=RETRY_AFTER,
         jitter=st.floats(min_value=0.9, max_value=1.1),
+        ago=AGO,
     )
-    def key_fails(self, kind: ErrorKind, retry_after: float | None, jitter: float) -> None:
+    def key_fails(
+        self, kind: ErrorKind, retry_after: float | None, jitter: float, ago: float
+    ) -> None:
         failure = Failure(kind=kind, message=str(kind), retry_after=retry_after)
-        self.key = key_failure(self.key, failure, self.now, CFG, jitter)
-        self.ref_key.fail(kind, retry_after, jitter, self.now)
+        began = self.now - ago
+        self.key = key_failure(self.key, M, failure, began, self.now, cfg=CFG, jitter=jitter)
+        # A rate limit cools the key for the call's model; auth and balance the whole key;
+        # the other track (and every track, for other kinds) sees a call that got past it.
+        other = ErrorKind.TRANSIENT
+        whole_kind = kind if kind is not ErrorKind.RATE_LIMIT else other
+        limit_kind = kind if kind is ErrorKind.RATE_LIMIT else other
+        self.ref_whole.fail(whole_kind, retry_after, jitter, began, self.now)
+        self.ref_limit.fail(limit_kind, retry_after, jitter, began, self.now)
 
-    @rule()
-    def key_succeeds(self) -> None:
-        self.key = key_success(self.key)
-        self.ref_key = RefKey()
+    @rule(ago=AGO)
+    def key_succeeds(self, ago: float) -> None:
+        self.key = key_success(self.key, M, self.now - ago, self.now)
+        self.ref_whole.succeed(self.now - ago, self.now)
+        self.ref_limit.succeed(self.now - ago, self.now)
 
     @rule()
     def key_is_released(self) -> None:
-        self.key = key_release(self.key)
-        self.ref_key.lease = None
+        self.key = key_release(self.key, M, self.now)
+        self.ref_whole.lease = self.ref_limit.lease = None
 
     @rule()
     def key_is_reset(self) -> None:
         self.key = key_reset(self.key)
-        self.ref_key = RefKey()
+        self.ref_whole, self.ref_limit = RefKey(), RefKey()
 
     @rule()
     def key_is_asked_for(self) -> None:
-        self.key, granted = key_grant(self.key, self.now, LEASE)
-        assert granted == self.ref_key.grant(self.now)
+        self.key, granted = key_grant(self.key, M, self.now, LEASE)
+        refs = [r for r in (self.ref_whole, self.ref_limit) if r.until is not None]
+        expected = all(r.callable(self.now) for r in refs) and not any(
+            r.lease is not None and self.now < r.lease for r in refs
+        )
+        if expected:
+            for ref in refs:
+                ref.lease = self.now + LEASE
+        assert granted == expected
 
     @invariant()
     def key_agrees(self) -> None:
-        assert self.key.failures == self.ref_key.n
-        assert (key_gate(self.key, self.now) != "cooling") == self.ref_key.callable(self.now)
-        if not self.ref_key.callable(self.now):
-            assert self.key.cooldown_until is not None
-            assert self.ref_key.until is not None
-            assert math.isclose(self.key.cooldown_until, self.ref_key.until)
+        whole, limit = self.key.whole, self.key.limits.get(M, CLEAR)
+        for track, ref in ((whole, self.ref_whole), (limit, self.ref_limit)):
+            assert track.failures == ref.n
+            assert (track.until is None) == (ref.until is None)
+            if ref.until is not None:
+                assert track.until is not None
+                assert math.isclose(track.until, ref.until)
+        callable_ = self.ref_whole.callable(self.now) and self.ref_limit.callable(self.now)
+        assert (key_gate(self.key, M, self.now) != "cooling") == callable_
 
     # -- the model -------------------------------------------------------------------------
 
-    @rule(kind=st.sampled_from(MODEL_KINDS), retry_after=RETRY_AFTER, prober=st.booleans())
-    def model_fails(self, kind: ErrorKind, retry_after: float | None, prober: bool) -> None:
+    @rule(kind=st.sampled_from(MODEL_KINDS), retry_after=RETRY_AFTER, prober=st.booleans(), ago=AGO)
+    def model_fails(
+        self, kind: ErrorKind, retry_after: float | None, prober: bool, ago: float
+    ) -> None:
         failure = Failure(kind=kind, message=str(kind), retry_after=retry_after)
-        self.row = model_failure(self.row, failure, self.now, CFG, prober=prober)
-        self.ref_model.fail(kind, retry_after, self.now, prober)
+        began = self.now - ago
+        # Only the call that holds the live lease speaks as the prober.
+        prober = prober and self.holds(began)
+        self.row = model_failure(self.row, failure, began, self.now, CFG, prober=prober)
+        self.ref_model.fail(kind, retry_after, began, self.now, prober)
 
-    @rule()
-    def model_succeeds(self) -> None:
-        self.row = HEALTHY
-        self.ref_model.heal()
+    def holds(self, began: float) -> bool:
+        return self.row.probe_since is None or began >= self.row.probe_since
+
+    @rule(ago=AGO)
+    def the_probe_succeeds(self, ago: float) -> None:
+        began = self.now - ago
+        if not self.holds(began):
+            return
+        self.row = model_success(self.row, began, self.now, prober=True)
+        self.ref_model.heal(began, self.now)
 
     @precondition(lambda self: self.ref_model.lease is not None)
     @rule()
     def the_probe_is_released(self) -> None:
-        self.row = model_release(self.row)
+        self.row = model_release(self.row, self.now)
         self.ref_model.lease = None
 
     @rule()

@@ -7,7 +7,7 @@ import json
 import attrs
 import pytest
 from switchover import CooldownConfig, ErrorKind, HealthState
-from switchover._core._policy import HEALTHY, KeyState, ModelRow
+from switchover._core._policy import CLEAR, HEALTHY, Cooldown, KeyState, ModelRow, key_gate
 from switchover._core._remote import (
     RemoteKey,
     RemoteModel,
@@ -57,7 +57,7 @@ def roundtrip(record: RemoteKey | RemoteModel, *, skew: float = 0.0) -> RemoteKe
 
 
 def test_records_cross_as_wall_clock_times_onto_the_receivers_clock() -> None:
-    sent = key(prober="host:2:def")
+    sent = key(prober="host:2:def", model="gpt-4o")
     got = roundtrip(sent, skew=500.0)
     assert got == attrs.evolve(sent, at=NOW + 500.0, cooldown_until=NOW + 530.0)
     healthy = model(HealthState.HEALTHY, until=None, probe_until=None)
@@ -126,33 +126,42 @@ def test_the_wire_form_holds_no_error_text() -> None:
 
 def test_a_remote_cooldown_cools_a_ready_key_and_says_where_from() -> None:
     merged = key_remote(KeyState(), key(), NOW, grace=1.0)
-    assert merged.cooldown_until == NOW + 30
-    assert merged.failures == 2
+    assert merged.whole.until == NOW + 30
+    assert merged.whole.failures == 2
     assert merged.last_kind is ErrorKind.RATE_LIMIT
-    assert merged.origin == "host:1:abc"
-    assert merged.probe_until is None  # nobody named as prober: the first here probes
+    assert merged.whole.origin == "host:1:abc"
+    assert merged.whole.changed_at == NOW
+    assert merged.whole.probe_until is None  # nobody named as prober: the first here probes
+
+
+def test_a_rate_limit_for_one_model_cools_only_that_model() -> None:
+    merged = key_remote(KeyState(), key(model="gpt-4o"), NOW, grace=1.0)
+    assert merged.whole == CLEAR
+    assert merged.limits["gpt-4o"].until == NOW + 30
+    assert key_gate(merged, "gpt-4o", NOW) == "cooling"
+    assert key_gate(merged, "gpt-4o-mini", NOW) == "ready"
 
 
 def test_a_remote_transition_never_shortens_a_local_cooldown() -> None:
-    local = KeyState(cooldown_until=NOW + 100, failures=1, changed_at=NOW - 1)
+    local = KeyState(whole=Cooldown(until=NOW + 100, failures=1, changed_at=NOW - 1))
     shorter = key_remote(local, key(until=NOW + 30), NOW, grace=1.0)
-    assert shorter.cooldown_until == NOW + 100
-    assert shorter.origin is None
-    assert shorter.failures == 2  # the count is evidence too
+    assert shorter.whole.until == NOW + 100
+    assert shorter.whole.origin is None
+    assert shorter.whole.failures == 2  # the count is evidence too
     recovered = key_remote(local, key(until=None, failures=0), NOW, grace=1.0)
     assert recovered == local
 
 
 def test_a_remote_recovery_applies_once_the_local_cooldown_ended() -> None:
-    local = KeyState(cooldown_until=NOW - 1, failures=3, changed_at=NOW - 10, probe_until=NOW + 5)
-    merged = key_remote(local, key(until=None, failures=0), NOW, grace=1.0)
-    assert merged.cooldown_until is None
-    assert merged.failures == 0
-    assert merged.probe_until is None
+    ended = Cooldown(until=NOW - 1, failures=3, changed_at=NOW - 10, probe_until=NOW + 5)
+    merged = key_remote(KeyState(whole=ended), key(until=None, failures=0), NOW, grace=1.0)
+    assert merged.whole.until is None
+    assert merged.whole.failures == 0
+    assert merged.whole.probe_until is None
 
 
 def test_old_news_never_changes_a_key_that_changed_here_later() -> None:
-    local = KeyState(changed_at=NOW)  # a success here, after the remote failure
+    local = KeyState(whole=Cooldown(changed_at=NOW))  # healed here, after the remote failure
     assert key_remote(local, key(at=NOW - 0.5), NOW, grace=1.0) == local
     expired = key_remote(KeyState(), key(until=NOW - 1), NOW, grace=1.0)
     assert expired == KeyState()  # a cooldown already over is no news either
@@ -160,9 +169,9 @@ def test_old_news_never_changes_a_key_that_changed_here_later() -> None:
 
 def test_the_lease_holders_cooldown_keeps_the_probe_for_it_past_the_end() -> None:
     merged = key_remote(KeyState(), key(prober="host:1:abc"), NOW, grace=2.0)
-    assert merged.probe_until == NOW + 32
-    longer = KeyState(cooldown_until=NOW + 50, changed_at=NOW - 1)
-    assert key_remote(longer, key(prober="p"), NOW, grace=2.0).probe_until == NOW + 52
+    assert merged.whole.probe_until == NOW + 32
+    longer = KeyState(whole=Cooldown(until=NOW + 50, changed_at=NOW - 1))
+    assert key_remote(longer, key(prober="p"), NOW, grace=2.0).whole.probe_until == NOW + 52
 
 
 # --- models -------------------------------------------------------------------------------

@@ -221,7 +221,9 @@ def test_every_hostile_answer_at_once_from_16_threads(server: FakeServer) -> Non
     assert not [o for o in outcomes if o.startswith("BUG")], outcomes
     assert outcomes["served"] > 20  # half the answers are good; cooling skips many calls
     assert answered >= {type(step) for step in HOSTILE}, "every hostile answer was given"
-    assert len(server_calls) > 100
+    # Cooling skips many calls: old news (streams that began before a model failed) no longer
+    # heals it, so fewer calls reach the failing upstreams than before the evidence rule.
+    assert len(server_calls) > 50
     assert max(slowest) < REQUEST_TIMEOUT + SLACK, "no request outlives its deadline by much"
     assert set(restarts.values()) == {0}, "no actor crashed"
     history.assert_valid(config)

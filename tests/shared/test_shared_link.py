@@ -351,3 +351,21 @@ def test_switchover_inspect_shows_the_link_and_keeps_its_text_verbatim(fleet: An
     Console(file=out, width=300, color_system=None).print(render("http://x", snapshot, {}))
     assert f"Shared link {link['state']['url']} [t] as {link['state']['origin']}" in out.getvalue()
     assert "DOWN ([bold]boom[/bold])" in out.getvalue()
+
+
+def test_a_rate_limit_for_one_model_is_shared_for_that_model_only(fleet: Any) -> None:
+    a, a_calls, _ = fleet()
+    b_rt, b_calls, b_remote = fleet()
+    wait_up(a)
+    wait_up(b_rt)
+    a_calls.script("gpt-4o", Fail(429, b.OPENAI_RATE_LIMIT), Reply(), key=OPENAI_MAIN)
+    assert a.complete(request("openai/gpt-4o")).served_by.profile == "backup"
+    change = b_remote.next(lambda e: isinstance(e, KeyChange) and e.profile == "main")
+    assert change.model == "openai/gpt-4o"
+    assert change.cooldown_until is not None
+    assert b_rt.complete(request("openai/gpt-4o")).served_by.profile == "backup"
+    assert b_rt.complete(request("openai/gpt-4o-mini")).served_by.profile == "main"
+    assert [(c.model, c.key) for c in b_calls.calls] == [
+        ("gpt-4o", OPENAI_BACKUP),
+        ("gpt-4o-mini", OPENAI_MAIN),
+    ]

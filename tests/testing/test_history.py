@@ -56,17 +56,32 @@ def call(
     )
 
 
-def cooldown(until: float | None, before: float, after: float, profile: str = "p0") -> KeyChange:
-    return KeyChange("a", profile, until, before, after)
+def cooldown(
+    until: float | None,
+    before: float,
+    after: float,
+    profile: str = "p0",
+    *,
+    model: str | None = None,
+    reset: bool = False,
+) -> KeyChange:
+    return KeyChange("a", profile, until, before, after, model=model, reset=reset)
 
 
 def health(
-    state: HealthState, until: float | None, before: float, after: float, model: str = "a/m"
+    state: HealthState,
+    until: float | None,
+    before: float,
+    after: float,
+    model: str = "a/m",
+    *,
+    reset: bool = False,
 ) -> ModelChange:
-    return ModelChange(model, state, until, before, after)
+    return ModelChange(model, state, until, before, after, reset=reset)
 
 
 COOLING, DISABLED, HEALTHY = HealthState.COOLING, HealthState.DISABLED, HealthState.HEALTHY
+PROBING = HealthState.PROBING
 
 
 def one_request(*records: Record, chain: tuple[str, ...] = ()) -> list[Record]:
@@ -99,7 +114,11 @@ CASES = [
     pytest.param(one_request(cooldown(20.0, 9.0, 10.0), call(10.0)), [], id="tie-is-not-proof"),
     pytest.param(one_request(cooldown(20.0, 9.0, 10.0), call(20.0)), [], id="key-expired"),
     pytest.param(
-        one_request(cooldown(20.0, 9.0, 10.0), cooldown(None, 12.0, 12.5), call(11.9, start=12.1)),
+        one_request(
+            cooldown(20.0, 9.0, 10.0),
+            cooldown(None, 12.0, 12.5, reset=True),
+            call(11.9, start=12.1),
+        ),
         [],
         id="reset-may-have-been-seen",
     ),
@@ -140,9 +159,101 @@ CASES = [
         id="model-disabled",
     ),
     pytest.param(
-        one_request(health(COOLING, 20.0, 9.0, 10.0), health(HEALTHY, None, 12.0, 12.1), call(13)),
+        one_request(
+            health(COOLING, 20.0, 9.0, 10.0),
+            health(HEALTHY, None, 12.0, 12.1, reset=True),
+            call(13),
+        ),
         [],
         id="healthy-again",
+    ),
+    # evidence: a heal inside a cooldown must come from a call that began after it
+    pytest.param(
+        one_request(
+            call(5.0, outcome="ok", took=6.9, profile="p1"),  # a long stream begun before
+            health(COOLING, 20.0, 9.0, 10.0),
+            health(HEALTHY, None, 12.0, 12.1),  # healed by that old news
+            call(13),
+        ),
+        ["evidence"],
+        id="old-news-healed-a-model",
+    ),
+    pytest.param(
+        one_request(
+            call(9.5, outcome="ok", took=2.0, profile="p1"),  # gates read while it cooled
+            health(COOLING, 20.0, 9.0, 10.0),
+            health(HEALTHY, None, 12.0, 12.1),
+            call(13),
+        ),
+        [],
+        id="a-call-that-may-have-missed-the-cooling-heals",
+    ),
+    pytest.param(
+        one_request(
+            call(5.0, outcome="ok", took=6.9, profile="p1"),
+            health(COOLING, 20.0, 9.0, 10.0),
+            health(HEALTHY, None, 12.0, 12.1),
+            call(21.0),
+        ),
+        [],
+        id="after-the-cooldown-anything-goes",
+    ),
+    pytest.param(
+        one_request(
+            call(5.0, outcome="ok", took=6.9, profile="p1"),  # a long stream begun before
+            health(PROBING, 9.0, 9.0, 9.1),  # a request is retrying the model in place
+            health(HEALTHY, None, 12.0, 12.1),  # healed by that old news
+            call(13, model="a/m"),
+            call(14, model="a/n"),
+            chain=("a/m", "a/n"),
+        ),
+        ["evidence"],
+        id="old-news-ended-a-probation",
+    ),
+    pytest.param(
+        one_request(
+            health(PROBING, 9.0, 9.0, 9.1),
+            call(10.0, model="a/m"),  # nothing after a/m in its chain: it may call
+        ),
+        [],
+        id="a-last-entry-may-call-a-model-on-probation",
+    ),
+    pytest.param(
+        one_request(
+            health(PROBING, 9.0, 9.0, 9.1),
+            call(9.5, outcome="ok", probe=True, took=2.0),  # the holder's retry succeeded
+            health(HEALTHY, None, 11.6, 11.7),
+            call(12.0, model="a/m", profile="p1"),
+            call(13.0, model="a/n"),
+            chain=("a/m", "a/n"),
+        ),
+        [],
+        id="the-holder-ends-the-probation",
+    ),
+    pytest.param(
+        one_request(
+            call(5.0, outcome="ok", took=6.9),
+            cooldown(20.0, 9.0, 10.0),
+            cooldown(None, 12.0, 12.5),
+            call(13.0),
+        ),
+        ["evidence"],
+        id="old-news-healed-a-key",
+    ),
+    pytest.param(
+        one_request(
+            cooldown(20.0, 9.0, 10.0, model="a/n"),
+            call(11.0),
+            call(12.0, model="a/n", profile="p1"),
+            chain=("a/m", "a/n"),
+        ),
+        [],
+        id="a-rate-limit-cools-a-key-for-one-model",
+    ),
+    pytest.param(
+        one_request(cooldown(20.0, 9.0, 10.0, model="a/m"), call(11.0)),
+        ["key_cooldown"],
+        id="per-model-rate-limit",
     ),
     pytest.param(
         one_request(health(COOLING, 20.0, 9.0, 10.0, model="a/n"), call(11.0)),
