@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .._core._classify import Failure
 from .._core._config import CooldownConfig
-from .._core._observe import ModelChange
+from .._core._observe import Cause, ModelChange
 from .._core._policy import (
     HEALTHY,
     MODEL_KINDS,
@@ -40,7 +41,9 @@ class HealthActor(SwitchoverActor):
         self._lease = lease
         self.table: dict[str, ModelRow] = dict(cell.state)
 
-    def _set(self, model: str, row: ModelRow, now: float) -> None:
+    def _set(
+        self, model: str, row: ModelRow, now: float, cause: Cause, failure: Failure | None = None
+    ) -> None:
         # A model gets a row at its first failure and keeps it (healthy again) after, so
         # the table grows only with models that ever failed.
         old = self.table.get(model, HEALTHY)
@@ -56,6 +59,8 @@ class HealthActor(SwitchoverActor):
                     until=row.until,
                     before=now,
                     after=self.clock.now(),
+                    cause=cause,
+                    kind=None if failure is None else failure.kind,
                 )
             )
 
@@ -64,23 +69,24 @@ class HealthActor(SwitchoverActor):
         if isinstance(message, ModelOutcome):
             row = self.table.get(message.model, HEALTHY)
             if message.verdict == "ok":
-                self._set(message.model, model_success(row, now, prober=message.probe), now)
+                cause: Cause = "probe" if message.probe else "success"
+                self._set(message.model, model_success(row, now, prober=message.probe), now, cause)
             elif (
                 message.verdict == "error"
                 and message.failure is not None
                 and message.failure.kind in MODEL_KINDS
             ):
                 row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
-                self._set(message.model, row, now)
+                self._set(message.model, row, now, "failure", message.failure)
             elif message.probe:
-                self._set(message.model, model_release(row), now)
+                self._set(message.model, model_release(row), now, "release")
             # Anything else is a non-prober's outcome that says nothing about the model.
             return None
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)
             lease = self._lease if message.lease_until is None else message.lease_until - now
             row, reason = model_grant(before, now, max(0.0, lease), holder=message.holder)
-            self._set(message.model, row, now)
+            self._set(message.model, row, now, "grant")
             # A model that is healthy again needs no probe: the caller holds nothing.
             probe = reason is None and model_gate(before, now) == "expired"
             return ModelPermit(reason=reason, probe=probe)
@@ -94,13 +100,13 @@ class HealthActor(SwitchoverActor):
             )
             if suspect is None:
                 return ModelPermit(reason="not healthy")
-            self._set(message.model, suspect, now)
+            self._set(message.model, suspect, now, "suspect", message.failure)
             return ModelPermit(reason=None, probe=True)
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]
             for model in known:
-                self._set(model, HEALTHY, now)
+                self._set(model, HEALTHY, now, "reset")
             return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
 

@@ -6,8 +6,9 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._core._classify import Failure
 from .._core._config import CooldownConfig
-from .._core._observe import KeyChange
+from .._core._observe import Cause, KeyChange
 from .._core._policy import (
     KeyState,
     key_failure,
@@ -51,7 +52,9 @@ class ProfileActor(SwitchoverActor):
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
 
-    def _set(self, state: KeyState, now: float) -> None:
+    def _set(
+        self, state: KeyState, now: float, cause: Cause, failure: Failure | None = None
+    ) -> None:
         old, self.state = self.state, state
         self.publish(state)
         if self.observer is not None and state.cooldown_until != old.cooldown_until:
@@ -62,6 +65,9 @@ class ProfileActor(SwitchoverActor):
                     cooldown_until=state.cooldown_until,
                     before=now,
                     after=self.clock.now(),
+                    cause=cause,
+                    kind=None if failure is None else failure.kind,
+                    retry_after=None if failure is None else failure.retry_after,
                 )
             )
 
@@ -69,27 +75,29 @@ class ProfileActor(SwitchoverActor):
         now = self.clock.now()
         if isinstance(message, KeyOutcome):
             if message.verdict == "ok":
-                self._set(key_success(self.state), now)
+                self._set(key_success(self.state), now, "success")
             elif message.verdict == "error" and message.failure is not None:
                 self._set(
                     key_failure(
                         self.state, message.failure, now, self._cooldown, key_jitter(self._rng)
                     ),
                     now,
+                    "failure",
+                    message.failure,
                 )
             else:
-                self._set(key_release(self.state), now)
+                self._set(key_release(self.state), now, "release")
             return None
         if isinstance(message, AcquireKey):
             lease = self._lease if message.lease_until is None else message.lease_until - now
             state, granted = key_grant(self.state, now, max(0.0, lease))
-            self._set(state, now)
+            self._set(state, now, "grant")
             if granted:
                 return KeyPermit(granted=True)
             reason = "key cooling" if key_gate(state, now) == "cooling" else "key probe in flight"
             return KeyPermit(granted=False, reason=reason)
         if isinstance(message, ResetKey):
-            self._set(key_reset(self.state), now)
+            self._set(key_reset(self.state), now, "reset")
             return True
         raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
 

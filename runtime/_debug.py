@@ -7,6 +7,10 @@ Routes (every answer is JSON; errors are ``{"ok": false, "error": "..."}``)::
                                                     last_error, consecutive_failures}]}
     POST /api/v1/models/health/reset   {"model": "provider/model" or alias}  -> 200 or 404
     POST /api/v1/profiles/reset        {"provider": ..., "profile": ...}    -> 200 or 404
+    GET  /debug/live                   what the live page shows: actors (as published, no
+                                       message sent), models, recent state changes
+    GET  /                             the live page (HTML; see _debug_page.py)
+    GET  /metrics                      Prometheus text format (Runtime(metrics=True))
 
 Four routes do not need a framework: a ``ThreadingHTTPServer`` in one background thread,
 a handler per connection, HTTP/1.0 (one request per connection, so no idle keep-alive
@@ -32,6 +36,7 @@ from urllib.parse import urlsplit
 from ._core._errors import ConfigError, RuntimeStoppedError, SwitchoverError
 from ._core._redact import Redactor, scrub
 from ._core._types import ModelHealth
+from ._debug_page import PAGE, PAGE_HEADERS
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -61,6 +66,8 @@ class HttpError(Exception):
 Body = Mapping[str, Any]
 Answer = dict[str, Any]
 Handler = Callable[["Runtime", Body], Answer]
+Raw = tuple[str, bytes, Mapping[str, str]]  # content type, body, extra headers
+RawHandler = Callable[["Runtime"], Raw]
 
 
 def health_document(health: Mapping[str, ModelHealth]) -> Answer:
@@ -116,13 +123,41 @@ def _reset_profile(runtime: Runtime, body: Body) -> Answer:
     return {"ok": True, "reset": f"{provider}/{profile}"}
 
 
+def _live(runtime: Runtime, body: Body) -> Answer:
+    # A page polls this every second: published state only, never a message to an actor.
+    return {
+        "actors": runtime.inspect(ask=False).to_dict(),
+        **health_document(runtime.health()),
+        "transitions": runtime.transitions(),
+    }
+
+
+def _page(runtime: Runtime) -> Raw:
+    return "text/html; charset=utf-8", PAGE, PAGE_HEADERS
+
+
+def _metrics(runtime: Runtime) -> Raw:
+    from ._metrics import exposition
+
+    try:
+        collector = runtime.metrics_collector()
+    except ConfigError:
+        raise HttpError(
+            HTTPStatus.NOT_FOUND, "metrics are off: create the Runtime with metrics=True"
+        ) from None
+    return "text/plain; version=0.0.4; charset=utf-8", exposition(collector), {}
+
+
 #: path -> (method, handler)
 ROUTES: Mapping[str, tuple[str, Handler]] = {
     "/debug/actors": ("GET", _actors),
+    "/debug/live": ("GET", _live),
     "/api/v1/models/health": ("GET", _health),
     "/api/v1/models/health/reset": ("POST", _reset_model),
     "/api/v1/profiles/reset": ("POST", _reset_profile),
 }
+#: GET routes that answer other than JSON.
+RAW_ROUTES: Mapping[str, RawHandler] = {"/": _page, "/metrics": _metrics}
 
 
 def is_loopback(host: str) -> bool:
@@ -213,11 +248,29 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server.app
         headers: Mapping[str, str] = {}
         try:
-            app.check_access(self.headers)
             path = urlsplit(self.path).path
+            # The page holds no data, and a browser cannot send a token when it navigates:
+            # the page asks for the token and sends it with every fetch it makes.
+            if not (path == "/" and app.token is not None):
+                app.check_access(self.headers)
+            raw = RAW_ROUTES.get(path)
+            if raw is not None:
+                if self.command not in ("GET", "HEAD"):
+                    raise HttpError(
+                        HTTPStatus.METHOD_NOT_ALLOWED,
+                        f"{path} takes GET, not {self.command}",
+                        {"Allow": "GET"},
+                    )
+                self._send_raw(HTTPStatus.OK, *raw(app.runtime))
+                return
             route = ROUTES.get(path)
             if route is None:
-                known = ", ".join(f"{m} {p}" for p, (m, _) in ROUTES.items())
+                known = ", ".join(
+                    [
+                        *(f"GET {p}" for p in RAW_ROUTES),
+                        *(f"{m} {p}" for p, (m, _) in ROUTES.items()),
+                    ]
+                )
                 raise HttpError(HTTPStatus.NOT_FOUND, f"no such path {path!r}; try {known}")
             method, handler = route
             if self.command != method:
@@ -289,8 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: HTTPStatus, answer: Answer, headers: Mapping[str, str]) -> None:
         # The last gate: no configured key leaves in any answer, even inside a model name.
         body = json.dumps(scrub(answer, self.server.app.redact.known), allow_nan=False).encode()
+        self._send_raw(status, "application/json", body, headers)
+
+    def _send_raw(
+        self, status: HTTPStatus, content_type: str, body: bytes, headers: Mapping[str, str]
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")

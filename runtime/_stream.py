@@ -16,7 +16,7 @@ from ._core._errors import RuntimeStoppedError, StreamInterrupted
 from ._core._observe import AttemptRecord, Observer, RequestClosed, Terminal
 from ._core._policy import HEALTHY
 from ._core._redact import Redactor, redacted_traceback
-from ._core._types import Attempt, Done, Event, ServedBy, TextDelta
+from ._core._types import Attempt, Done, Event, ServedBy, TextDelta, Usage
 from ._core._vocab import ErrorKind
 from .actors import Directory
 from .actors._directory import HEALTH, profile_name
@@ -60,6 +60,9 @@ class Stream:
         self._attempts = committed.attempts
         self._text: list[str] = []
         self._finished = False
+        # The stream is made as the committed answer reaches the caller: its first event's time.
+        self._first_at = clock.now() if observer is not None else None
+        self._usage: Usage | None = None
 
     def __repr__(self) -> str:
         return f"Stream(served_by={self.served_by!r}, finished={self._finished})"
@@ -104,6 +107,7 @@ class Stream:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
         elif isinstance(event, Done):
+            self._usage = event.usage
             self._finish("ok")
         return event
 
@@ -143,6 +147,7 @@ class Stream:
     def _record(self, observer: Observer, verdict: Verdict, failure: Failure | None) -> None:
         committed = self._committed
         ended = self._clock.now()
+        usage = self._usage
         observer.attempt_ended(
             AttemptRecord(
                 request_id=committed.request_id,
@@ -155,6 +160,9 @@ class Stream:
                 gate_at=committed.gate_at,
                 start=committed.started,
                 end=ended,
+                first_at=self._first_at,
+                input_tokens=None if usage is None else usage.input_tokens,
+                output_tokens=None if usage is None else usage.output_tokens,
             )
         )
         terminal: Terminal = "served" if verdict == "ok" else "released"

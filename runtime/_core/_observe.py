@@ -44,6 +44,10 @@ Terminal = Literal[
     "failed",  # any other error
 ]
 CallOutcome = Literal["ok", "error", "released", "skipped"]
+#: What made a key or a model change state: a call's failure or success, a probe's outcome
+#: (a model's single probe call), an operator's reset, a granted probe or a probation
+#: (``grant``, ``suspect``: the model goes ``probing``), a probe released unanswered.
+Cause = Literal["failure", "success", "probe", "reset", "grant", "suspect", "release"]
 
 
 @attrs.frozen
@@ -64,6 +68,8 @@ class RequestClosed:
     request_id: int
     outcome: Terminal
     at: float
+    #: For ``exhausted``: seconds until the soonest chain entry can be called again.
+    retry_after: float | None = None
 
 
 @attrs.frozen
@@ -73,7 +79,9 @@ class AttemptRecord:
     ``model`` is the chain entry's ``provider/model`` key. For a call, ``gate_at`` is when
     the worker began reading the published key and model state, ``start`` when it had
     read them and called, ``end`` when the call (for a committed one: its stream) ended.
-    ``probe`` says the call ran under a granted model probe.
+    ``probe`` says the call ran under a granted model probe. A committed call also has
+    ``first_at`` (when its first event reached the caller) and the token counts its
+    provider reported, if any.
     """
 
     request_id: int
@@ -86,28 +94,41 @@ class AttemptRecord:
     gate_at: float
     start: float
     end: float
+    first_at: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 @attrs.frozen
 class KeyChange:
-    """A profile actor published a new cooldown deadline (None: no cooldown)."""
+    """A profile actor published a new cooldown deadline (None: no cooldown).
+
+    ``cause`` says why; after a failure, ``kind`` is its error kind and ``retry_after`` the
+    provider's own wait hint in seconds, if it sent one.
+    """
 
     provider: str
     profile: str
     cooldown_until: float | None
     before: float
     after: float
+    cause: Cause | None = None
+    kind: ErrorKind | None = None
+    retry_after: float | None = None
 
 
 @attrs.frozen
 class ModelChange:
-    """The health actor published a new state for a model."""
+    """The health actor published a new state for a model; ``cause`` says why, and after
+    a failure ``kind`` is its error kind."""
 
     model: str
     state: HealthState
     until: float | None
     before: float
     after: float
+    cause: Cause | None = None
+    kind: ErrorKind | None = None
 
 
 @attrs.frozen
