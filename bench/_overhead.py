@@ -29,6 +29,7 @@ from switchover import Request, Runtime
 from ._client import stream_text
 from ._fleet import Fleet, key_for
 from ._metrics import percentile
+from ._observed import observed_runtimes, observer_costs
 from ._scenario import FleetProvider, Load, Operator, Scenario
 from ._systems import switchover_config
 
@@ -155,6 +156,8 @@ def run_overhead(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, chain_workers=max(thread_counts))
         rt = Runtime(config).start()
         systems["switchover"] = _switchover(rt)
+        observed = observed_runtimes(config)
+        systems.update({name: _switchover(runtime) for name, runtime in observed.items()})
         if not args.no_litellm:
             from .baselines import litellm_router
 
@@ -177,9 +180,12 @@ def run_overhead(args: argparse.Namespace) -> int:
                         )
         finally:
             rt.stop()
+            for runtime in observed.values():
+                runtime.stop()
             client.close()
             fleet.stop()
     console.print(_table(results, thread_counts, list(systems), pinning))
+    console.print(observer_costs(thread_counts, args.requests))
     return 0
 
 

@@ -163,8 +163,9 @@ def test_live_page_shows_a_cooling_key_counts_down_and_resets_it(
     )
     assert "rate_limit" in browser.js(_cell("#keys " + key_row, 4))
     # Outside text is text: the hostile model name shows as written and made no element.
+    cells = "[...document.querySelectorAll('#models td')]"
     assert browser.until(
-        f"[...document.querySelectorAll('#models td')].some(td => td.textContent === {json.dumps(HOSTILE_MODEL)})",
+        f"{cells}.some(td => td.textContent === {json.dumps(HOSTILE_MODEL)})",
         what="the hostile model name",
     )
     assert browser.js("document.querySelectorAll('main img').length") == 0
@@ -210,7 +211,9 @@ def test_page_route_headers_and_token_rule(start: support.StartRuntime) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
-    assert "default-src 'none'" in csp and "'sha256-" in csp and "unsafe" not in csp
+    assert "default-src 'none'" in csp
+    assert "'sha256-" in csp
+    assert "unsafe" not in csp
     assert httpx.get(server.url + "/debug/live").status_code == 401
     assert httpx.get(server.url + "/metrics").status_code == 401
     auth = {"Authorization": "Bearer s3cret-token"}

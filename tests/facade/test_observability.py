@@ -232,8 +232,8 @@ def test_collector_registers_in_a_users_registry_and_survives_stop(
 
 def test_announced_calls_are_not_counted_twice() -> None:
     """Once the walk emits attempt_began, a failover is counted at once, and only once."""
-    from switchover._metrics import Metrics
     from switchover._core._redact import Redactor
+    from switchover._metrics import Metrics
 
     metrics = Metrics(support.make_config(), Redactor())
     metrics.request_opened(RequestOpened(1, ("openai/a", "claude/b"), deadline=99.0, at=0.0))
