@@ -82,6 +82,24 @@ class ModelLabels:
         return self._labels.get(model, OTHER)
 
 
+class _Cached:
+    """A labelled metric whose children are kept by label values: ``labels()`` of
+    prometheus-client checks and locks on every call, a dict lookup does not. Bounded,
+    as the label values are."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:  # a race makes it twice; prometheus-client returns the same child
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class Metrics(Observer):
     """Counters and histograms fed by the observer hooks, in a registry of their own.
 
@@ -96,7 +114,13 @@ class Metrics(Observer):
         self.model = ModelLabels(config, redact)
         self._walks = Walks()
         r = self.registry
-        counter, histogram = prom.Counter, prom.Histogram
+
+        def counter(*args: Any, **kwargs: Any) -> _Cached:
+            return _Cached(prom.Counter(*args, **kwargs))
+
+        def histogram(*args: Any, **kwargs: Any) -> _Cached:
+            return _Cached(prom.Histogram(*args, **kwargs))
+
         self.requests = counter(
             f"{PREFIX}_requests",
             "Requests by their first chain entry and how they ended.",

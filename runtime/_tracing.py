@@ -84,22 +84,22 @@ class Tracing(Observer):
         return self._known(key.split("/", 1)[1] if "/" in key else key)
 
     def request_opened(self, event: RequestOpened) -> None:
+        wall_ns = int(_WALL.wall() * 1e9)
+        span = self._tracer.start_span("chat", start_time=wall_ns)
+        if not span.is_recording():
+            return  # no tracer provider: keep nothing, build nothing
         chain = [self._known(entry) for entry in event.chain]
         first = chain[0] if chain else ""
-        wall_ns = int(_WALL.wall() * 1e9)
-        span = self._tracer.start_span(
-            f"chat {first}",
-            start_time=wall_ns,
-            attributes={
+        span.update_name(f"chat {first}")
+        span.set_attributes(
+            {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.request.model": self._model_id(first),
                 "switchover.chain": chain,
                 "switchover.request_id": event.request_id,
                 **({} if event.retry_of is None else {"switchover.retry_of": event.retry_of}),
-            },
+            }
         )
-        if not span.is_recording():
-            return  # no tracer provider: keep nothing
         context = self._trace.set_span_in_context(span)
         self._open[event.request_id] = _Open(span, context, event.at, wall_ns)
         self._walks.opened(event)

@@ -67,7 +67,9 @@ def test_failover_and_key_cooling_are_logged_with_structured_fields(
         done = rt.complete(_request("openai/gpt-4o", "claude/claude-x"))
         support.flush(rt)
     assert done.served_by.model == "claude/claude-x"
-    lines = {r.getMessage(): r for r in caplog.records if r.name == "switchover.events"}
+    records = [r for r in caplog.records if r.name == "switchover.events"]
+    lines = {r.getMessage(): r for r in records}
+    assert len(lines) == len(records)  # each line once (a failover is not logged twice)
     cooling = [m for m in lines if m.startswith("key openai/main cooling")]
     assert cooling == ["key openai/main cooling 30s: rate_limit (retry-after 30)"]
     failover = lines["request 1 failed over openai/gpt-4o -> claude/claude-x (rate_limit)"]
