@@ -14,9 +14,13 @@ have been seen; later ones are counted under ``other``. No request id, no free t
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ._core._config import Config, resolve_model
 from ._core._errors import ConfigError, SwitchoverError
@@ -82,26 +86,79 @@ class ModelLabels:
         return self._labels.get(model, OTHER)
 
 
-class _Cached:
-    """A labelled metric whose children are kept by label values: ``labels()`` of
-    prometheus-client checks and locks on every call, a dict lookup does not. Bounded,
-    as the label values are."""
+@attrs.frozen(eq=False)  # hashed by identity: it is part of every sample's dict key
+class Family:
+    """One counted metric: its name (after ``switchover_``), help text and label names."""
 
-    __slots__ = ("_children", "metric")
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    histogram: bool = False
 
-    def __init__(self, metric: Any) -> None:
-        self.metric = metric
-        self._children: dict[tuple[str, ...], Any] = {}
 
-    def labels(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:  # a race makes it twice; prometheus-client returns the same child
-            child = self._children[values] = self.metric.labels(*values)
-        return child
+REQUESTS = Family(
+    "requests", "Requests by their first chain entry and how they ended.", ("model", "outcome")
+)
+ATTEMPTS = Family(
+    "attempts",
+    "Provider calls by outcome (ok, error, released) and error kind.",
+    ("provider", "model", "profile", "outcome", "kind"),
+)
+SKIPS = Family(
+    "skips",
+    "Chain entries (scope=model) or keys (scope=key) skipped without a call.",
+    ("provider", "model", "scope"),
+)
+FAILOVERS = Family(
+    "failovers",
+    "Calls on a new chain entry after an earlier one failed or was skipped.",
+    ("from_model", "to_model", "because"),
+)
+RETRIES = Family(
+    "retries",
+    "In-place retries: a call on the same entry and key right after it failed.",
+    ("provider", "model", "profile"),
+)
+KEY_COOLDOWNS = Family(
+    "key_cooldowns",
+    "Times a key was put into cooldown, by error kind.",
+    ("provider", "profile", "kind"),
+)
+MODEL_TRANSITIONS = Family(
+    "model_transitions", "Model health state changes, by the state entered.", ("model", "state")
+)
+TTFT = Family(
+    "time_to_first_token_seconds",
+    "From the request's start to its first event, by the serving chain entry.",
+    ("provider", "model"),
+    histogram=True,
+)
+DURATION = Family(
+    "request_duration_seconds",
+    "From the request's start to its end, by serving chain entry (none) and outcome.",
+    ("model", "outcome"),
+    histogram=True,
+)
+FAMILIES = (
+    REQUESTS,
+    ATTEMPTS,
+    SKIPS,
+    FAILOVERS,
+    RETRIES,
+    KEY_COOLDOWNS,
+    MODEL_TRANSITIONS,
+    TTFT,
+    DURATION,
+)
 
 
 class Metrics(Observer):
-    """Counters and histograms fed by the observer hooks, in a registry of their own.
+    """Counters and histograms fed by the observer hooks.
+
+    They are plain numbers behind one lock, taken once per hook: prometheus-client's own
+    metric objects take a lock per number (two per histogram sample), which costs several
+    times more per request; its metric families still do the exposition (see
+    :class:`MetricsCollector`).
 
     Args:
         config: the runtime's configuration, which bounds every label.
@@ -109,74 +166,63 @@ class Metrics(Observer):
     """
 
     def __init__(self, config: Config, redact: Redactor) -> None:
-        prom = _prometheus()
-        self.registry = prom.CollectorRegistry(auto_describe=False)
+        _prometheus()  # fail now, with the install hint, not at the first scrape
         self.model = ModelLabels(config, redact)
         self._walks = Walks()
-        r = self.registry
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[Family, tuple[str, ...]], float] = {}
+        # per label values: a count per bucket of BUCKETS (and one past the last), then the sum
+        self._samples: dict[tuple[Family, tuple[str, ...]], list[float]] = {}
 
-        def counter(*args: Any, **kwargs: Any) -> _Cached:
-            return _Cached(prom.Counter(*args, **kwargs))
+    def _add(self, family: Family, *labels: str) -> None:
+        key = (family, labels)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
 
-        def histogram(*args: Any, **kwargs: Any) -> _Cached:
-            return _Cached(prom.Histogram(*args, **kwargs))
+    def _observe(self, family: Family, value: float, *labels: str) -> None:
+        key = (family, labels)
+        with self._lock:
+            sample = self._samples.get(key)
+            if sample is None:
+                sample = self._samples[key] = [0.0] * (len(BUCKETS) + 2)
+            sample[bisect.bisect_left(BUCKETS, value)] += 1
+            sample[-1] += value
 
-        self.requests = counter(
-            f"{PREFIX}_requests",
-            "Requests by their first chain entry and how they ended.",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.attempts = counter(
-            f"{PREFIX}_attempts",
-            "Provider calls by outcome (ok, error, released) and error kind.",
-            ["provider", "model", "profile", "outcome", "kind"],
-            registry=r,
-        )
-        self.skips = counter(
-            f"{PREFIX}_skips",
-            "Chain entries (scope=model) or keys (scope=key) skipped without a call.",
-            ["provider", "model", "scope"],
-            registry=r,
-        )
-        self.failovers = counter(
-            f"{PREFIX}_failovers",
-            "Calls on a new chain entry after an earlier one failed or was skipped.",
-            ["from_model", "to_model", "because"],
-            registry=r,
-        )
-        self.retries = counter(
-            f"{PREFIX}_retries",
-            "In-place retries: a call on the same entry and key right after it failed.",
-            ["provider", "model", "profile"],
-            registry=r,
-        )
-        self.key_cooldowns = counter(
-            f"{PREFIX}_key_cooldowns",
-            "Times a key was put into cooldown, by error kind.",
-            ["provider", "profile", "kind"],
-            registry=r,
-        )
-        self.model_transitions = counter(
-            f"{PREFIX}_model_transitions",
-            "Model health state changes, by the state entered.",
-            ["model", "state"],
-            registry=r,
-        )
-        self.ttft = histogram(
-            f"{PREFIX}_time_to_first_token_seconds",
-            "From the request's start to its first event, by the serving chain entry.",
-            ["provider", "model"],
-            buckets=BUCKETS,
-            registry=r,
-        )
-        self.duration = histogram(
-            f"{PREFIX}_request_duration_seconds",
-            "From the request's start to its end, by serving chain entry (none) and outcome.",
-            ["model", "outcome"],
-            buckets=BUCKETS,
-            registry=r,
-        )
+    def count(self, family: Family, *labels: str) -> float:
+        """The counter's value (a histogram's sample count) for these label values."""
+        with self._lock:
+            if family.histogram:
+                sample = self._samples.get((family, labels))
+                return 0.0 if sample is None else sum(sample[:-1])
+            return self._counts.get((family, labels), 0.0)
+
+    def families(self) -> list[Metric]:
+        """Every counter and histogram as prometheus-client metric families."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        with self._lock:
+            counts = dict(self._counts)
+            samples = {key: list(sample) for key, sample in self._samples.items()}
+        out: list[Metric] = []
+        for family in FAMILIES:
+            name = f"{PREFIX}_{family.name}"
+            if family.histogram:
+                histogram = HistogramMetricFamily(name, family.help, labels=family.labels)
+                for (of, labels), sample in samples.items():
+                    if of is family:
+                        cumulative = list(itertools.accumulate(sample[:-1]))
+                        bounds = [*(f"{b:g}" for b in BUCKETS), "+Inf"]
+                        histogram.add_metric(
+                            list(labels), list(zip(bounds, cumulative, strict=True)), sample[-1]
+                        )
+                out.append(histogram)
+            else:
+                counter = CounterMetricFamily(name, family.help, labels=family.labels)
+                for (of, labels), value in counts.items():
+                    if of is family:
+                        counter.add_metric(list(labels), value)
+                out.append(counter)
+        return out
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -189,43 +235,43 @@ class Metrics(Observer):
     def attempt_ended(self, event: AttemptRecord) -> None:
         model = self.model(event.model)
         if event.outcome == "skipped":
-            scope = "model" if event.profile is None else "key"
-            self.skips.labels(event.provider, model, scope).inc()
+            self._add(SKIPS, event.provider, model, "model" if event.profile is None else "key")
         else:
             kind = NONE if event.kind is None else str(event.kind)
-            self.attempts.labels(
-                event.provider, model, event.profile or NONE, event.outcome, kind
-            ).inc()
+            self._add(ATTEMPTS, event.provider, model, event.profile or NONE, event.outcome, kind)
         opened = self._walks.opened_at(event.request_id)
         self._step(self._walks.ended(event))
         if event.first_at is not None and opened is not None:
-            self.ttft.labels(event.provider, model).observe(max(0.0, event.first_at - opened))
+            self._observe(TTFT, max(0.0, event.first_at - opened), event.provider, model)
 
     def _step(self, step: Step | None) -> None:
         if step is None:
             return
         if step.failover_from is not None:
-            self.failovers.labels(
-                self.model(step.failover_from), self.model(step.model), step.because or NONE
-            ).inc()
+            self._add(
+                FAILOVERS,
+                self.model(step.failover_from),
+                self.model(step.model),
+                step.because or NONE,
+            )
         if step.retry:
-            self.retries.labels(step.provider, self.model(step.model), step.profile or NONE).inc()
+            self._add(RETRIES, step.provider, self.model(step.model), step.profile or NONE)
 
     def request_closed(self, event: RequestClosed) -> None:
         walk = self._walks.closed(event)
         if walk is None:
             return
-        self.requests.labels(self.model(walk.chain[0] if walk.chain else None), event.outcome).inc()
-        self.duration.labels(self.model(walk.served), event.outcome).observe(
-            max(0.0, event.at - walk.opened_at)
+        self._add(REQUESTS, self.model(walk.chain[0] if walk.chain else None), event.outcome)
+        self._observe(
+            DURATION, max(0.0, event.at - walk.opened_at), self.model(walk.served), event.outcome
         )
 
     def key_changed(self, event: KeyChange) -> None:
         if event.cause == "failure" and event.cooldown_until is not None and event.kind:
-            self.key_cooldowns.labels(event.provider, event.profile, str(event.kind)).inc()
+            self._add(KEY_COOLDOWNS, event.provider, event.profile, str(event.kind))
 
     def model_changed(self, event: ModelChange) -> None:
-        self.model_transitions.labels(self.model(event.model), str(event.state)).inc()
+        self._add(MODEL_TRANSITIONS, self.model(event.model), str(event.state))
 
 
 class MetricsCollector:
@@ -245,7 +291,7 @@ class MetricsCollector:
         return ()
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._metrics.registry.collect()
+        yield from self._metrics.families()
         try:
             yield from self._live()
         except SwitchoverError:

@@ -21,8 +21,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import attrs
 
@@ -168,10 +168,24 @@ class Observer:
         """A request reached its terminal outcome."""
 
 
-class Observers(Observer):
-    """Several observers as one: each hook is passed to each, and a failing hook is contained."""
+HOOKS = (
+    "request_opened",
+    "attempt_began",
+    "attempt_ended",
+    "key_changed",
+    "model_changed",
+    "request_closed",
+)
 
-    __slots__ = ("_observers", "_warned")
+
+class Observers(Observer):
+    """Several observers as one: each hook is passed to each, and a failing hook is contained.
+
+    A hook goes only to the observers that override it (most watch a few hooks), as bound
+    methods looked up once.
+    """
+
+    __slots__ = ("_hooks", "_observers", "_warned")
 
     def __init__(self, observers: Iterable[Observer]) -> None:
         self._observers = tuple(observers)
@@ -179,14 +193,22 @@ class Observers(Observer):
         for observer in self._observers:
             if not isinstance(observer, Observer):
                 raise TypeError(f"observers must be Observer instances, got {observer!r}")
+        self._hooks: dict[str, tuple[tuple[Observer, Callable[[Any], None]], ...]] = {
+            hook: tuple(
+                (observer, getattr(observer, hook))
+                for observer in self._observers
+                if getattr(type(observer), hook) is not getattr(Observer, hook)
+            )
+            for hook in HOOKS
+        }
 
     def __bool__(self) -> bool:
         return bool(self._observers)
 
     def _each(self, hook: str, event: Observed) -> None:
-        for observer in self._observers:
+        for observer, method in self._hooks[hook]:
             try:
-                getattr(observer, hook)(event)
+                method(event)
             except Exception:
                 # An observer must never break a request; say so once per observer and hook.
                 if (id(observer), hook) not in self._warned:

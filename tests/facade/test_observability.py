@@ -235,7 +235,7 @@ def test_collector_registers_in_a_users_registry_and_survives_stop(
 def test_announced_calls_are_not_counted_twice() -> None:
     """Once the walk emits attempt_began, a failover is counted at once, and only once."""
     from switchover._core._redact import Redactor
-    from switchover._metrics import Metrics
+    from switchover._metrics import FAILOVERS, RETRIES, Metrics
 
     metrics = Metrics(support.make_config(), Redactor())
     metrics.request_opened(RequestOpened(1, ("openai/a", "claude/b"), deadline=99.0, at=0.0))
@@ -248,11 +248,11 @@ def test_announced_calls_are_not_counted_twice() -> None:
     metrics.attempt_began(AttemptBegan(1, "openai/a", "openai", "main", False, 1.0))  # retry
     metrics.attempt_ended(record("openai/a", "openai", "main", "error", ErrorKind.TRANSIENT))
     metrics.attempt_began(AttemptBegan(1, "claude/b", "claude", "default", False, 2.0))
-    failovers = metrics.failovers.labels("openai/a", "claude/b", "transient")
-    assert failovers._value.get() == 1  # counted when the call began
+    failover = (FAILOVERS, "openai/a", "claude/b", "transient")
+    assert metrics.count(*failover) == 1  # counted when the call began
     metrics.attempt_ended(record("claude/b", "claude", "default", "ok"))
-    assert failovers._value.get() == 1
-    assert metrics.retries.labels("openai", "openai/a", "main")._value.get() == 1
+    assert metrics.count(*failover) == 1
+    assert metrics.count(RETRIES, "openai", "openai/a", "main") == 1
 
 
 # -- traces ------------------------------------------------------------------------------------
