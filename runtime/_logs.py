@@ -43,12 +43,13 @@ class FailoverLog(Observer):
     """Log lines for failovers, state changes and exhausted chains (``switchover.events``).
 
     Args:
-        redact: removes configured keys from names a caller chose (model strings).
+        redact: its ``known`` removes configured keys from names a caller chose (model
+            strings); the lines hold names and kinds only, never free text.
         logger: where the lines go (default: ``switchover.events``).
     """
 
     def __init__(self, redact: Redactor, logger: logging.Logger = log) -> None:
-        self._redact = redact
+        self._known = redact.known
         self._log = logger
         self._walks = Walks()
 
@@ -56,15 +57,16 @@ class FailoverLog(Observer):
         self._log.log(
             level,
             "%s",
-            self._redact(message, limit=None),
-            extra={
-                "event": event,
-                **{
-                    name: self._redact(value, limit=None) if isinstance(value, str) else value
-                    for name, value in fields.items()
-                },
-            },
+            self._known(message),
+            extra={"event": event, **{name: self._plain(value) for name, value in fields.items()}},
         )
+
+    def _plain(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._known(value)
+        if isinstance(value, list):
+            return [self._plain(item) for item in value]
+        return value
 
     def request_opened(self, event: RequestOpened) -> None:
         if self._log.isEnabledFor(logging.INFO):

@@ -20,6 +20,7 @@ from switchover import (
     ErrorKind,
     Request,
     RequestOpened,
+    RequestRejected,
     RetryConfig,
     Runtime,
     Usage,
@@ -329,3 +330,31 @@ def test_without_a_tracer_provider_nothing_is_kept(start: support.StartRuntime) 
     rt.complete(_request())
     assert tracing._open == {}
     assert tracing._walks._walks == {}
+
+
+def test_a_key_inside_a_model_string_never_shows(
+    start: support.StartRuntime,
+    scripted: ScriptedProvider,
+    caplog: pytest.LogCaptureFixture,
+    spans,
+) -> None:
+    provider, exporter = spans
+    leaky = f"openai/{support.OPENAI_BACKUP}"
+    scripted.script(support.OPENAI_BACKUP, Fail(404, {"error": {"code": "model_not_found"}}))
+    rt = start(metrics=True, tracer_provider=provider)
+    with caplog.at_level(logging.INFO, logger="switchover.events"):
+        with pytest.raises(RequestRejected):  # the runtime refuses it before any call
+            rt.complete(_request(leaky, "claude/claude-x"))
+        scripted.script("gpt-4o", RATE_LIMITED)
+        rt.complete(_request("openai/gpt-4o", "claude/claude-x"))
+        support.flush(rt)
+    shown = [
+        "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records),
+        repr(_samples(rt)),
+        repr([(s.name, dict(s.attributes)) for s in exporter.get_finished_spans()]),
+        repr(rt.transitions()),
+    ]
+    assert "failed over" in shown[0]
+    for text in shown:
+        assert support.OPENAI_BACKUP not in text
+        assert support.OPENAI_BACKUP[:12] not in text
