@@ -132,9 +132,9 @@ class Runtime:
             builtin.append(self._metrics)
         if tracer_provider is not None or (tracing and tracing_installed()):
             builtin.append(Tracing(config, redact, tracer_provider))
-        watching = Observers([*builtin, *observers])
-        #: None when nobody watches: every site then pays one ``is None`` test.
-        self._observer: Observer | None = watching if watching else None
+        given = Observers(observers)  # refuses a bad argument with a clear error
+        # Always some: the log lines and the timeline watch every runtime.
+        self._observer: Observer = Observers([*builtin, given] if given else builtin)
         self._debug_servers: list[DebugServer] = []
         # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
         # stuck actor's mailbox from filling with our own inspects. Plain dict operations
@@ -314,25 +314,23 @@ class Runtime:
             # A crashed worker's stale ref: its replacement is in the queue on its own.
 
     def _opened(self, message: RunRequest, retry_of: int | None) -> None:
-        if self._observer is not None:
-            self._observer.request_opened(
-                RequestOpened(
-                    request_id=message.request_id,
-                    chain=tuple(entry.key for entry in message.chain),
-                    deadline=message.deadline,
-                    at=self._clock.now(),
-                    retry_of=retry_of,
-                )
+        self._observer.request_opened(
+            RequestOpened(
+                request_id=message.request_id,
+                chain=tuple(entry.key for entry in message.chain),
+                deadline=message.deadline,
+                at=self._clock.now(),
+                retry_of=retry_of,
             )
+        )
 
     def _closed(
         self, request_id: int, outcome: Terminal, error: BaseException | None = None
     ) -> None:
-        if self._observer is not None:
-            retry_after = error.retry_after if isinstance(error, ChainExhausted) else None
-            self._observer.request_closed(
-                RequestClosed(request_id, outcome, self._clock.now(), retry_after)
-            )
+        retry_after = error.retry_after if isinstance(error, ChainExhausted) else None
+        self._observer.request_closed(
+            RequestClosed(request_id, outcome, self._clock.now(), retry_after)
+        )
 
     def complete(self, request: Request) -> Completion:
         """Stream the request to its end and return the whole answer."""

@@ -188,11 +188,15 @@ class Observers(Observer):
     __slots__ = ("_hooks", "_observers", "_warned")
 
     def __init__(self, observers: Iterable[Observer]) -> None:
+        if isinstance(observers, Observer):
+            raise TypeError("observers takes a list of Observer instances, not one Observer")
         self._observers = tuple(observers)
         self._warned: set[tuple[int, str]] = set()
         for observer in self._observers:
             if not isinstance(observer, Observer):
-                raise TypeError(f"observers must be Observer instances, got {observer!r}")
+                raise TypeError(
+                    f"observers must be Observer instances, got {type(observer).__name__}"
+                )
         self._hooks: dict[str, tuple[tuple[Observer, Callable[[Any], None]], ...]] = {
             hook: tuple(
                 (observer, getattr(observer, hook))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from switchover.bench._observed import BASELINE, observer_costs
+from switchover.bench._observed import AGAIN, BASELINE, observer_costs
 from switchover.bench._report import write_prometheus
 from switchover.bench._scenario import parse_scenario
 from switchover.bench._suite import run_suite
@@ -108,3 +108,4 @@ def test_observer_costs_table_has_a_row_per_variant() -> None:
     assert variants[0] == BASELINE
     assert "metrics" in variants
     assert "metrics + tracing (SDK)" in variants
+    assert variants[-1] == AGAIN
