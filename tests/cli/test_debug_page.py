@@ -107,6 +107,15 @@ class Browser:
             self.js("new Promise(r => setTimeout(r, 50))")  # let the page run, in its own time
         raise AssertionError(f"the page never showed {what}")
 
+    def open(self, url: str) -> None:
+        """Navigate to ``url`` and wait until its document has loaded (navigating returns
+        before it has, and an expression may meet the old document)."""
+        self.send("Page.navigate", url=url)
+        self.until(
+            f"location.href === {json.dumps(url)} && document.readyState === 'complete'",
+            what=f"{url} loaded",
+        )
+
     def screenshot(self, path: Path) -> Path:
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
@@ -161,8 +170,7 @@ def test_live_page_shows_a_cooling_key_counts_down_and_resets_it(
     )
     support.flush(rt)
     server = rt.serve_debug()
-    browser.send("Page.enable")
-    browser.send("Page.navigate", url=server.url + "/")
+    browser.open(server.url + "/")
 
     key_row = 'tr[data-name="openai/main"]'
     browser.until(f"{_cell('#keys ' + key_row, 1)} === 'cooling'", what="the cooling key")
@@ -208,7 +216,7 @@ def test_page_with_a_token_asks_for_it_and_sends_it(
 ) -> None:
     rt = start(clock=None)
     server = rt.serve_debug(token="s3cret-token")
-    browser.send("Page.navigate", url=server.url + "/")
+    browser.open(server.url + "/")
     browser.until("!document.getElementById('auth').hidden", what="the token form")
     browser.js(
         "document.getElementById('token').value = 's3cret-token';"
