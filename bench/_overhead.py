@@ -8,7 +8,8 @@ that drift in the machine's load hits them alike. "Added" is a system's median m
 direct stream's median in the same run; the ratio is switchover's added time over
 LiteLLM's. On a machine with two or more cores the measuring process is pinned to core 0
 and the fake provider to core 1 (like ``taskset -c``), so the provider's work does not
-compete with the client's.
+compete with the client's. The rows with metrics and tracing, and the in-process table of
+what they cost per request, come from ``bench/_observed.py``.
 """
 
 from __future__ import annotations
