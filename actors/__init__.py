@@ -1,6 +1,6 @@
 """switchover's actors: key profiles, model health, chain workers and their supervisor."""
 
-from ._base import Cell as Cell
+from ._cell import Cell as Cell
 from ._chain import ChainActor as ChainActor
 from ._directory import Directory as Directory
 from ._health import HealthActor as HealthActor

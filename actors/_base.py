@@ -1,10 +1,7 @@
 """What every switchover actor shares: a published cell, a flight recorder, crash reports.
 
-An actor's *cell* outlives the actor: the owning actor is its only writer, it publishes an
-immutable state value there after each change, and the supervisor restarts a crashed actor
-from the value it last published. Readers (chain actors, the debug mailbox when an actor is
-busy) only ever read a cell, so nothing here needs a lock: each publish is one attribute
-assignment of a frozen value.
+Each actor publishes its state to its cell (``actors/_cell.py``) after each change; readers
+(chain actors, the debug mailbox when an actor is busy) only ever read a cell.
 
 A crash (an unexpected exception in a handler, from a tell or an ask) stops the actor at
 once, even where pykka alone would keep it running (a failed ask), so that a crashed actor
@@ -18,8 +15,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Generic
 
 import attrs
 import pykka
@@ -28,59 +25,15 @@ from .._core._clock import Clock, SystemClock
 from .._core._observe import Observer
 from .._core._redact import Redactor, scrub
 from .._core._snapshot import ActorSnapshot, Handled
+from ._cell import Cell, S
 from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
 
 log = logging.getLogger("switchover.actors")
 
-#: How many handled messages each actor remembers for the debug mailbox.
-RECENT = 32
 #: How often someone waiting for an answer checks that the actor it asked is alive.
 POLL = 0.05
 #: pykka's futures wait in real time, whatever clock the runtime was given.
 REAL_TIME = SystemClock()
-
-
-class Cell:
-    """The published face of one actor, kept across restarts."""
-
-    __slots__ = (
-        "kind",
-        "name",
-        "processed",
-        "published_at",
-        "recent",
-        "render",
-        "restarts",
-        "state",
-        "thread",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        kind: str,
-        state: Any,
-        render: Callable[[Any, float], Mapping[str, Any]],
-        *,
-        published_at: float,
-    ) -> None:
-        self.name = name
-        self.kind = kind
-        self.state = state
-        self.render = render
-        # The initial state counts as published when the cell is made, so a stale
-        # snapshot of an actor that never changed anything still has a true age.
-        self.published_at = published_at
-        self.processed = 0
-        self.restarts = 0
-        self.thread: threading.Thread | None = None  # the current incarnation's thread
-        # (message, clock.now() when handling began, seconds spent): rendered only on inspect.
-        self.recent: collections.deque[tuple[object, float, float]] = collections.deque(
-            maxlen=RECENT
-        )
-
-    def __repr__(self) -> str:
-        return f"Cell({self.name!r})"
 
 
 def summarize(message: object, redact: Redactor, limit: int = 120) -> str:
@@ -116,7 +69,7 @@ def handled(
     )
 
 
-def _copy_recent(cell: Cell) -> tuple[tuple[object, float, float], ...]:
+def _copy_recent(cell: Cell[Any]) -> tuple[tuple[object, float, float], ...]:
     # Copying a deque is one C call, but a garbage collection inside it can run Python code
     # (a finalizer), let the owning actor append, and make the copy raise; try again then.
     for _ in range(3):
@@ -128,7 +81,7 @@ def _copy_recent(cell: Cell) -> tuple[tuple[object, float, float], ...]:
 
 
 def snapshot_of(
-    cell: Cell,
+    cell: Cell[Any],
     ref: pykka.ActorRef[Any] | None,
     *,
     clock: Clock,
@@ -144,17 +97,18 @@ def snapshot_of(
     counted in ``mailbox_depth``.
     """
     now, wall = clock.now(), clock.wall()
+    published = cell.published  # read once: its state and time belong together
     depth = ref.actor_inbox.qsize() if ref is not None else 0  # type: ignore[attr-defined]
     return ActorSnapshot(
         name=cell.name,
         kind=cell.kind,
-        state=scrub(cell.render(cell.state, now), redact.known),
+        state=scrub(cell.render(published.state, now), redact.known),
         mailbox_depth=max(0, depth - 1) if queued_inspect else depth,
         processed=cell.processed,
         restarts=cell.restarts,
         recent=handled(_copy_recent(cell), now=now, wall=wall, redact=redact),
         stale=stale,
-        age=max(0.0, now - cell.published_at) if stale else 0.0,
+        age=max(0.0, now - published.at) if stale else 0.0,
     )
 
 
@@ -211,12 +165,13 @@ class Context:
     observer: Observer | None = None
 
 
-class SwitchoverActor(pykka.ThreadingActor):
-    """Base of the actors: records every message, reports crashes, answers Inspect."""
+class SwitchoverActor(pykka.ThreadingActor, Generic[S]):
+    """Base of the actors (publishing state ``S``): records every message, reports
+    crashes, answers Inspect."""
 
     kind: ClassVar[str]
 
-    def __init__(self, cell: Cell, context: Context) -> None:
+    def __init__(self, cell: Cell[S], context: Context) -> None:
         super().__init__()
         self.cell = cell
         self.clock = context.clock
@@ -227,10 +182,9 @@ class SwitchoverActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.cell.thread = threading.current_thread()
 
-    def publish(self, state: Any) -> None:
+    def publish(self, state: S) -> None:
         """Make ``state`` (a frozen value) what readers and restarts see."""
-        self.cell.state = state
-        self.cell.published_at = self.clock.now()
+        self.cell.publish(state, self.clock.now())
 
     def handle(self, message: Any) -> Any:
         raise NotImplementedError

@@ -2,7 +2,9 @@
 
 It is the only actor that asks other actors (for a key or model permit, with a timeout),
 and the only one that blocks on I/O: the provider call it exists for. Everything it learns
-goes back to the owning actors as tells; it keeps no state between requests.
+goes back to the owning actors as tells; it keeps no state between requests. What it does
+after a failed call is not decided here: :func:`switchover._core._decide.decide` says, the
+walk carries it out (``docs/chain-decisions.md``).
 """
 
 from __future__ import annotations
@@ -17,26 +19,39 @@ import attrs
 import pykka
 
 from .._core._classify import Failure
-from .._core._config import ChainEntry, Config
+from .._core._config import Config
+from .._core._decide import (
+    DropMaxTokens,
+    NextModel,
+    NextProfile,
+    Probation,
+    Reject,
+    RetryInPlace,
+    Standing,
+    decide,
+)
 from .._core._errors import ChainExhausted, DeadlineExceeded, RequestRejected, RuntimeStoppedError
-from .._core._observe import AttemptRecord
-from .._core._policy import KEY_KINDS, key_gate, model_gate, retry_delay
+from .._core._observe import AttemptBegan, AttemptRecord
+from .._core._policy import key_gate, model_gate, retry_delay
 from .._core._redact import Redactor, redacted_traceback
 from .._core._types import Attempt, Event, ServedBy
 from .._core._vocab import ErrorKind, HealthState
 from ..providers._seam import EventStream, Provider, ProviderCall, ProviderFailure
-from ._base import Cell, Context, SwitchoverActor
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
 from ._directory import HEALTH, Directory, profile_name
+from ._report import model_report
 from .messages import (
     AcquireKey,
     AcquireModel,
     Committed,
     Failed,
+    Granted,
     Inspect,
+    KeyFailed,
     KeyOutcome,
-    KeyPermit,
-    ModelOutcome,
-    ModelPermit,
+    KeyReleased,
+    Refused,
     RunRequest,
     SuspectModel,
 )
@@ -87,25 +102,14 @@ def chain_view(status: ChainStatus, now: float) -> Mapping[str, Any]:
     }
 
 
-class _Stop(Exception):
-    """The walk ends with ``error`` (raised to the caller)."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class _NextModel(Exception):
-    """This chain entry is done; go on to the next one."""
-
-
-class ChainActor(SwitchoverActor):
+class ChainActor(SwitchoverActor[ChainStatus]):
     """One request at a time: permits, provider calls, in-place retries, outcomes."""
 
     kind = "chain"
 
     def __init__(
         self,
-        cell: Cell,
+        cell: Cell[ChainStatus],
         context: Context,
         *,
         config: Config,
@@ -148,7 +152,12 @@ class ChainActor(SwitchoverActor):
 
 
 class _Walk:
-    """The state of one request's walk; lives only inside ChainActor.handle."""
+    """The state of one request's walk; lives only inside ChainActor.handle.
+
+    A plain loop over the chain's entries and each entry's profiles: after every failed
+    call it asks :func:`decide` what to do and does it. Methods that may end the walk
+    return the end (a :class:`Failed`), None to go on.
+    """
 
     def __init__(self, actor: ChainActor, run: RunRequest) -> None:
         self.actor = actor
@@ -160,31 +169,239 @@ class _Walk:
         self.observer = actor.observer
         self.attempts: list[Attempt] = []
         self.told: set[str] = set()
-        self.probe = False  # this walk holds the current entry's single model probe
+        # Where the walk stands in the current chain entry.
+        self.entry = run.chain[0]
+        self.last = False  # no entry follows this one
+        self.probe = False  # this walk holds the entry's single model probe
+        self.recovering = False  # ... and was let through as the probe after a cooldown
+        self.dropped = False  # max_tokens was dropped for this model
 
     # -- the walk --------------------------------------------------------------------------
 
     def run(self) -> Committed | Failed:
+        chain = self.run_msg.chain
+        for index, entry in enumerate(chain):
+            self.entry, self.last = entry, index == len(chain) - 1
+            self._status(entry=index, profile=None)
+            end = self._try_entry()
+            if end is not None:
+                return end
+        stopped = self._stopped(self.clock.now())  # the last entry may have run to the deadline
+        if stopped is not None:
+            return stopped
+        self._flush()
+        return self._fail(
+            ChainExhausted(
+                self._exhausted_message(),
+                attempts=tuple(self.attempts),
+                retry_after=self._retry_after(),
+            )
+        )
+
+    def _try_entry(self) -> Committed | Failed | None:
+        """Try the current chain entry; None means go on to the next."""
+        now = self.clock.now()
+        stopped = self._stopped(now)
+        if stopped is not None:
+            return stopped
+        self.probe = self.dropped = False
+        if not self._admit(now):
+            return None
+        self.recovering = self.probe
+        end = self._profiles()
+        if isinstance(end, Committed):
+            return end  # the stream reports the call's outcome, the probe's too, when it ends
+        outcome: KeyOutcome = KeyReleased()
+        if isinstance(end, NextModel) and end.report is not None:
+            outcome = KeyFailed(end.report)
+        model = self.entry.key
+        report = model_report(model, outcome, probe=self.probe, table=self.directory.health_table())
+        if report is not None:
+            self._tell(HEALTH, report)
+        return end if isinstance(end, Failed) else None
+
+    def _admit(self, now: float) -> bool:
+        """Whether the model may be called: open, or this walk got its probe (else skipped)."""
+        entry = self.entry
+        row = self.directory.health_table().get(entry.key)
+        if row is None or self._model_open(now):
+            return True
+        if model_gate(row, now) == "cooling":
+            self._skip(None, f"model {row.state}")
+            return False
+        permit = self._ask(
+            HEALTH, AcquireModel(entry.key, self._lease_until(), self.run_msg.request_id)
+        )
+        if not isinstance(permit, Granted):
+            reason = permit.reason if isinstance(permit, Refused) else "health unavailable"
+            self._skip(None, f"model {reason}")
+            return False
+        self.probe = permit.probe
+        return True
+
+    def _profiles(self) -> Committed | Failed | NextModel:
+        """Try the entry's keys in order until one commits or the entry is done."""
+        provider_config = self.config.provider(self.entry.provider)
+        assert provider_config is not None
+        key_failure: Failure | None = None  # the model hears it if no profile is left
+        for profile, key in provider_config.profiles.items():
+            name = profile_name(self.entry.provider, profile)
+            state = self.directory.key_state(name)
+            now = self.clock.now()
+            gate = key_gate(state, now)
+            if gate == "cooling":
+                assert state.cooldown_until is not None  # a cooling key has a deadline
+                self._skip(profile, f"key cooling for {state.cooldown_until - now:.1f}s")
+                continue
+            held = False  # holds the probe of a key whose cooldown ended, until an outcome
+            if gate == "expired":
+                permit = self._ask(name, AcquireKey(self._lease_until()))
+                if not isinstance(permit, Granted):
+                    reason = permit.reason if isinstance(permit, Refused) else "key unavailable"
+                    self._skip(profile, reason)
+                    continue
+                held = permit.probe
+            step = self._on_key(name, profile, key, held=held)
+            if isinstance(step, NextProfile):
+                key_failure = step.failure
+            elif step is not None:
+                return step
+        return NextModel(key_failure)
+
+    def _on_key(
+        self, name: str, profile: str, key: str, *, held: bool
+    ) -> Committed | Failed | NextModel | NextProfile | None:
+        """Call one key, retrying in place as decided; None: go on to the next key."""
+        retries = 0
         try:
-            for index, entry in enumerate(self.run_msg.chain):
-                self._status(entry=index, profile=None)
-                committed = self._entry(entry, last=index == len(self.run_msg.chain) - 1)
-                if committed is not None:
-                    return committed
-            self._check_time()  # the last entry may have waited until the deadline
-            self._flush()
+            while True:
+                gate_at = self.clock.now()
+                stopped = self._stopped(gate_at)
+                if stopped is not None:
+                    return stopped
+                if not self._model_open(gate_at):
+                    self._skip(profile, "model taken out of service by another request")
+                    return NextModel(None)
+                if not self._key_open(name, gate_at, held=held):
+                    self._skip(profile, "key cooled down by another request")
+                    return None
+                max_tokens = None if self.dropped else self.request.max_tokens
+                outcome = self._call(profile, key, max_tokens, gate_at=gate_at)
+                held = False  # the call's outcome (or the stream) reports to the key
+                if isinstance(outcome, Committed):
+                    return outcome
+                self._tell(name, KeyFailed(outcome))
+                if self.run_msg.cancel.is_set():
+                    return self._fail(_stopped_error())
+                standing = Standing(
+                    last_entry=self.last,
+                    recovering=self.recovering,
+                    holds_probe=self.probe,
+                    retries=retries,
+                    max_tokens_set=self.request.max_tokens is not None,
+                    max_tokens_dropped=self.dropped,
+                )
+                decision = decide(outcome, standing, self.config.retry)
+                if isinstance(decision, Probation):
+                    self.probe = self._probation(outcome)
+                    decision = decision.granted if self.probe else decision.refused
+                if isinstance(decision, RetryInPlace):
+                    retries = decision.tries_done
+                    stopped = self._sleep(
+                        retry_delay(self.config.retry, decision.tries_done, self.actor._rng)
+                    )
+                    if stopped is not None:
+                        return stopped
+                elif isinstance(decision, DropMaxTokens):
+                    self.dropped = True  # for this model only, once
+                elif isinstance(decision, Reject):
+                    return self._fail(
+                        RequestRejected(
+                            decision.message, kind=decision.kind, attempts=tuple(self.attempts)
+                        )
+                    )
+                else:
+                    return decision
+        finally:
+            if held:  # left without a call outcome: let the next caller have the key
+                self._tell(name, KeyReleased())
+
+    # -- gates, permits and time -------------------------------------------------------------
+
+    def _lease_until(self) -> float:
+        """A permit holds until this walk must be over, whatever the request's timeout."""
+        return self.run_msg.deadline + LEASE_GRACE
+
+    def _model_open(self, now: float) -> bool:
+        """Whether the model may be called now without asking (also re-read just before each
+        call: another request may have cooled it since the entry began). The probe holder
+        may call a model whose wait is over; a model on probation (another request is
+        retrying it in place) stays open to requests with no entry after it."""
+        row = self.directory.health_table().get(self.entry.key)
+        if row is None:
+            return True
+        if self.probe and row.probe_holder != self.run_msg.request_id:
+            # The model moved on without us (healthy again, or another request's probe):
+            # this walk holds nothing any more and calls like anyone else.
+            self.probe = False
+        gate = model_gate(row, now)
+        return (
+            gate == "ready"
+            or (self.probe and gate == "expired")
+            or (self.last and row.state is HealthState.PROBING)
+        )
+
+    def _probation(self, failure: Failure) -> bool:
+        """Put the model on probation with this walk as its probe holder, so other requests
+        stop calling it while this one retries in place; whether it was granted."""
+        permit = self._ask(
+            HEALTH,
+            SuspectModel(self.entry.key, failure, self._lease_until(), self.run_msg.request_id),
+        )
+        return isinstance(permit, Granted)
+
+    def _key_open(self, name: str, now: float, *, held: bool) -> bool:
+        """Re-read just before a call: another request's failure may have cooled the key."""
+        gate = key_gate(self.directory.key_state(name), now)
+        return gate == "ready" or (held and gate == "expired")
+
+    def _stopped(self, now: float) -> Failed | None:
+        """The walk's end if the runtime is stopping or the deadline has passed."""
+        if self.run_msg.cancel.is_set():
+            return self._fail(_stopped_error())
+        if now >= self.run_msg.deadline:
             return self._fail(
-                ChainExhausted(
-                    self._exhausted_message(),
+                DeadlineExceeded(
+                    f"request timed out after {len(self.attempts)} attempts",
                     attempts=tuple(self.attempts),
-                    retry_after=self._retry_after(),
                 )
             )
-        except _Stop as stop:
-            return self._fail(stop.error)
+        return None
 
-    def _fail(self, error: BaseException) -> Failed:
-        return Failed(request_id=self.run_msg.request_id, error=error)
+    def _sleep(self, delay: float) -> Failed | None:
+        """Wait ``delay`` before a retry; the walk's end if it cannot."""
+        if self.clock.now() + delay >= self.run_msg.deadline:
+            return self._fail(
+                DeadlineExceeded(
+                    f"request timed out after {len(self.attempts)} attempts "
+                    "(no time left to retry)",
+                    attempts=tuple(self.attempts),
+                )
+            )
+        if self.clock.wait(self.run_msg.cancel, delay):
+            return self._stopped(self.clock.now())
+        return None
+
+    def _ask(self, name: str, message: object) -> object:
+        """Ask for a permit; None if none came (the caller then skips, never waits on)."""
+        timeout = min(PERMIT_TIMEOUT, max(0.0, self.run_msg.deadline - self.clock.now()))
+        try:
+            return self.directory.ask(name, message, timeout)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            log.warning("no answer from %s within %.2fs", name, timeout)
+        except Exception as error:  # it crashed on our ask; the supervisor restarts it
+            log.warning("%s failed to answer: %s", name, type(error).__name__)
+        return None
 
     def _tell(self, name: str, message: object) -> None:
         self.told.add(name)
@@ -199,30 +416,17 @@ class _Walk:
     def _status(self, **changes: Any) -> None:
         self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))
 
-    def _check_cancel(self) -> None:
-        if self.run_msg.cancel.is_set():
-            raise _Stop(RuntimeStoppedError("the runtime stopped while the request was running"))
+    def _fail(self, error: BaseException) -> Failed:
+        return Failed(request_id=self.run_msg.request_id, error=error)
 
-    def _check_time(self) -> float:
-        """Stop if the runtime is stopping or the deadline has passed; else the time now."""
-        self._check_cancel()
-        now = self.clock.now()
-        if now >= self.run_msg.deadline:
-            raise _Stop(
-                DeadlineExceeded(
-                    f"request timed out after {len(self.attempts)} attempts",
-                    attempts=tuple(self.attempts),
-                )
-            )
-        return now
+    # -- what the caller and the observers learn ---------------------------------------------
 
-    def _skip(self, entry: ChainEntry, profile: str | None, why: str) -> None:
+    def _skip(self, profile: str | None, why: str) -> None:
         now = self.clock.now()
-        self._note(entry, profile, None, why=why, probe=False, times=(now, now, now))
+        self._note(profile, None, why=why, probe=False, times=(now, now, now))
 
     def _note(
         self,
-        entry: ChainEntry,
         profile: str | None,
         failure: Failure | None,
         *,
@@ -232,6 +436,7 @@ class _Walk:
     ) -> None:
         """Keep a failed call (``failure``) or a skip (``why``) for the caller and the
         history; ``times`` is (gate_at, start, end)."""
+        entry = self.entry
         gate_at, start, end = times
         attempt = Attempt(
             model=entry.key,
@@ -260,209 +465,14 @@ class _Walk:
                 )
             )
 
-    def _entry(self, entry: ChainEntry, *, last: bool) -> Committed | None:
-        """Try one chain entry; None means go on to the next."""
-        now = self._check_time()
-        self.probe = False
-        row = self.directory.cell(HEALTH).state.get(entry.key)
-        if row is not None and not self._model_open(entry, now, last=last):
-            if model_gate(row, now) == "cooling":
-                self._skip(entry, None, f"model {row.state}")
-                return None
-            permit = self._ask(
-                HEALTH, AcquireModel(entry.key, self._lease_until(), self.run_msg.request_id)
-            )
-            if not isinstance(permit, ModelPermit) or permit.reason is not None:
-                reason = permit.reason if isinstance(permit, ModelPermit) else "health unavailable"
-                self._skip(entry, None, f"model {reason}")
-                return None
-            self.probe = permit.probe
-        # The model failed before and its wait is over: this walk is its one probe.
-        recovering = self.probe
-        verdict: Failure | None = None
-        try:
-            committed = self._profiles(entry, last=last, recovering=recovering)
-            if committed is not None:
-                self.probe = False  # the stream reports the probe's outcome when it ends
-            return committed
-        except _NextModel as next_model:
-            verdict = next_model.args[0] if next_model.args else None
-            return None
-        finally:
-            if verdict is not None:
-                self._tell(HEALTH, ModelOutcome(entry.key, "error", verdict, self.probe))
-            elif self.probe:
-                self._tell(HEALTH, ModelOutcome(entry.key, "released", probe=True))
-
-    def _profiles(self, entry: ChainEntry, *, last: bool, recovering: bool) -> Committed | None:
-        provider_config = self.config.provider(entry.provider)
-        assert provider_config is not None
-        key_failure: Failure | None = None
-        max_tokens = self.request.max_tokens
-        for profile, key in provider_config.profiles.items():
-            name = profile_name(entry.provider, profile)
-            state = self.directory.cell(name).state
-            now = self.clock.now()
-            gate = key_gate(state, now)
-            if gate == "cooling":
-                left = state.cooldown_until - now
-                self._skip(entry, profile, f"key cooling for {left:.1f}s")
-                continue
-            held = False  # a permit for a key whose cooldown ended, until an outcome is told
-            if gate == "expired":
-                permit = self._ask(name, AcquireKey(self._lease_until()))
-                if not isinstance(permit, KeyPermit) or not permit.granted:
-                    reason = permit.reason if isinstance(permit, KeyPermit) else "key unavailable"
-                    self._skip(entry, profile, reason)
-                    continue
-                held = True
-            tries = 0
-            try:
-                while True:
-                    gate_at = self._check_time()
-                    if not self._model_open(entry, gate_at, last=last):
-                        self._skip(entry, profile, "model taken out of service by another request")
-                        raise _NextModel()
-                    if not self._key_open(name, gate_at, held=held):
-                        self._skip(entry, profile, "key cooled down by another request")
-                        break
-                    outcome = self._call(
-                        entry,
-                        profile,
-                        key,
-                        max_tokens,
-                        last=last,
-                        gate_at=gate_at,
-                    )
-                    held = False  # the call's outcome (or the stream) reports to the key
-                    if isinstance(outcome, Committed):
-                        return outcome
-                    failure = outcome
-                    self._tell(name, KeyOutcome("error", failure))
-                    self._check_cancel()
-                    kind = failure.kind
-                    if kind in KEY_KINDS:
-                        key_failure = failure
-                        break
-                    if kind is ErrorKind.MODEL_MISSING or (
-                        kind is ErrorKind.TRANSIENT and failure.timeout
-                    ):
-                        raise _NextModel(failure)
-                    if kind is ErrorKind.TRANSIENT and recovering and not last:
-                        # The probe found it still failing: with somewhere else to go,
-                        # retrying in place a model known to fail is time thrown away.
-                        raise _NextModel(failure)
-                    if kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
-                        tries += 1
-                        if tries < self.config.retry.attempts:
-                            if kind is ErrorKind.TRANSIENT and not self.probe:
-                                self._suspect(entry, failure)
-                                if not self.probe and not last:
-                                    # Another request holds the model's probe and will
-                                    # find out; waiting to retry could only be skipped.
-                                    raise _NextModel()
-                            self._sleep(retry_delay(self.config.retry, tries, self.actor._rng))
-                            continue
-                        raise _NextModel(failure if kind is ErrorKind.TRANSIENT else None)
-                    if kind is ErrorKind.OUTPUT_LIMIT and max_tokens is not None:
-                        max_tokens = None  # for this model only, once
-                        continue
-                    if kind is ErrorKind.OUTPUT_LIMIT and self.request.max_tokens is None:
-                        raise _NextModel()  # the model's own default is too high: not the caller's
-                    if kind in (
-                        ErrorKind.OUTPUT_LIMIT,
-                        ErrorKind.CONTEXT_EXCEEDED,
-                        ErrorKind.BAD_REQUEST,
-                    ):
-                        raise _Stop(
-                            RequestRejected(
-                                _rejection(kind, failure), kind=kind, attempts=tuple(self.attempts)
-                            )
-                        )
-                    raise _NextModel()  # invalid_request: this model cannot take it
-            finally:
-                if held:  # left without a call outcome: let the next caller have the key
-                    self._tell(name, KeyOutcome("released"))
-        if key_failure is not None:
-            raise _NextModel(key_failure)  # no profile left: the model fails too
-        return None
-
-    def _lease_until(self) -> float:
-        """A permit holds until this walk must be over, whatever the request's timeout."""
-        return self.run_msg.deadline + LEASE_GRACE
-
-    def _model_open(self, entry: ChainEntry, now: float, *, last: bool) -> bool:
-        """Whether the model may be called now without asking (also re-read just before each
-        call: another request may have cooled it since the entry began). The probe holder
-        may call a model whose wait is over; a model on probation (another request is
-        retrying it in place) stays open to requests with no entry after it."""
-        row = self.directory.cell(HEALTH).state.get(entry.key)
-        if row is None:
-            return True
-        if self.probe and row.probe_holder != self.run_msg.request_id:
-            # The model moved on without us (healthy again, or another request's probe):
-            # this walk holds nothing any more and calls like anyone else.
-            self.probe = False
-        gate = model_gate(row, now)
-        return (
-            gate == "ready"
-            or (self.probe and gate == "expired")
-            or (last and row.state is HealthState.PROBING)
-        )
-
-    def _suspect(self, entry: ChainEntry, failure: Failure) -> None:
-        """After a transient failure that will be retried in place, put the model on
-        probation with this walk as its probe holder, so other requests stop calling it
-        while this one finds out whether it was a blip."""
-        permit = self._ask(
-            HEALTH,
-            SuspectModel(entry.key, failure, self._lease_until(), self.run_msg.request_id),
-        )
-        if isinstance(permit, ModelPermit) and permit.reason is None:
-            self.probe = True
-
-    def _key_open(self, name: str, now: float, *, held: bool) -> bool:
-        """Re-read just before a call: another request's failure may have cooled the key."""
-        gate = key_gate(self.directory.cell(name).state, now)
-        return gate == "ready" or (held and gate == "expired")
-
-    def _sleep(self, delay: float) -> None:
-        if self.clock.now() + delay >= self.run_msg.deadline:
-            raise _Stop(
-                DeadlineExceeded(
-                    f"request timed out after {len(self.attempts)} attempts "
-                    "(no time left to retry)",
-                    attempts=tuple(self.attempts),
-                )
-            )
-        if self.clock.wait(self.run_msg.cancel, delay):
-            self._check_time()
-
-    def _ask(self, name: str, message: object) -> object:
-        """Ask for a permit; None if none came (the caller then skips, never waits on)."""
-        timeout = min(PERMIT_TIMEOUT, max(0.0, self.run_msg.deadline - self.clock.now()))
-        try:
-            return self.directory.ask(name, message, timeout)
-        except (pykka.Timeout, pykka.ActorDeadError):
-            log.warning("no answer from %s within %.2fs", name, timeout)
-        except Exception as error:  # it crashed on our ask; the supervisor restarts it
-            log.warning("%s failed to answer: %s", name, type(error).__name__)
-        return None
-
     # -- one attempt -----------------------------------------------------------------------
 
     def _call(
-        self,
-        entry: ChainEntry,
-        profile: str,
-        key: str,
-        max_tokens: int | None,
-        *,
-        last: bool,
-        gate_at: float,
+        self, profile: str, key: str, max_tokens: int | None, *, gate_at: float
     ) -> Committed | Failure:
         """One provider call, as the current entry's probe holder if the walk is one;
         ``gate_at`` is when the gates were read (for the history)."""
+        entry = self.entry
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
         started = self.clock.now()
@@ -476,11 +486,23 @@ class _Walk:
             tools=self.request.tools,
             deadline=self.run_msg.deadline,
             connect_timeout=provider_config.connect_timeout,
-            first_token_timeout=None if last else provider_config.first_token_timeout,
+            # With nothing to fall back to, the last entry may wait until the deadline.
+            first_token_timeout=None if self.last else provider_config.first_token_timeout,
             idle_timeout=provider_config.idle_timeout,
             clock=self.clock,
             cancel=self.run_msg.cancel,
         )
+        if self.observer is not None:
+            self.observer.attempt_began(
+                AttemptBegan(
+                    request_id=self.run_msg.request_id,
+                    model=entry.key,
+                    provider=entry.provider,
+                    profile=profile,
+                    probe=self.probe,
+                    at=started,
+                )
+            )
         stream: EventStream | None = None
         try:
             stream = self.actor._providers[entry.provider].open(call)
@@ -523,9 +545,7 @@ class _Walk:
             )
         if stream is not None:
             _close(stream, self.actor.redact)
-        self._note(
-            entry, profile, failure, probe=self.probe, times=(gate_at, started, self.clock.now())
-        )
+        self._note(profile, failure, probe=self.probe, times=(gate_at, started, self.clock.now()))
         return failure
 
     # -- the end ---------------------------------------------------------------------------
@@ -543,7 +563,7 @@ class _Walk:
     def _retry_after(self) -> float | None:
         """Seconds until the soonest chain entry can be called again, if any is cooling."""
         now = self.clock.now()
-        table = self.directory.cell(HEALTH).state
+        table = self.directory.health_table()
         soonest: float | None = None
         for entry in self.run_msg.chain:
             row = table.get(entry.key)
@@ -555,8 +575,7 @@ class _Walk:
             key_ready = min(
                 max(
                     now,
-                    self.directory.cell(profile_name(entry.provider, p)).state.cooldown_until
-                    or now,
+                    self.directory.key_state(profile_name(entry.provider, p)).cooldown_until or now,
                 )
                 for p in provider.profiles
             )
@@ -573,12 +592,5 @@ def _close(stream: EventStream, redact: Redactor) -> None:
         log.error("closing a failed provider stream raised: %s", redacted_traceback(error, redact))
 
 
-def _rejection(kind: ErrorKind, failure: Failure) -> str:
-    if kind is ErrorKind.OUTPUT_LIMIT:
-        return (
-            "the model rejected the output length even after max_tokens was dropped: "
-            + failure.message
-        )
-    if kind is ErrorKind.CONTEXT_EXCEEDED:
-        return "the prompt is longer than the model's context window: " + failure.message
-    return "the request is malformed: " + failure.message
+def _stopped_error() -> RuntimeStoppedError:
+    return RuntimeStoppedError("the runtime stopped while the request was running")

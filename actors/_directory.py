@@ -11,12 +11,17 @@ from typing import Any
 import attrs
 import pykka
 
-from ._base import POLL, REAL_TIME, Cell, ask
+from .._core._policy import KeyState, ModelRow
+from ._base import POLL, REAL_TIME, ask
+from ._cell import Cell
 
 log = logging.getLogger("switchover.actors")
 
 HEALTH = "health"
 SUPERVISOR = "supervisor"
+
+#: What the health actor publishes: every model that ever failed → its row.
+HealthTable = Mapping[str, ModelRow]
 
 
 def profile_name(provider: str, profile: str) -> str:
@@ -32,7 +37,7 @@ class Member:
     """A live actor (None before start) and its cell."""
 
     ref: pykka.ActorRef[Any] | None
-    cell: Cell
+    cell: Cell[Any]
 
 
 #: Never set: something to wait on while a crashed actor is being replaced.
@@ -59,8 +64,18 @@ class Directory:
         members[name] = member
         self.members = MappingProxyType(members)
 
-    def cell(self, name: str) -> Cell:
+    def cell(self, name: str) -> Cell[Any]:
         return self.members[name].cell
+
+    def health_table(self) -> HealthTable:
+        """The health table the health actor last published."""
+        table: HealthTable = self.members[HEALTH].cell.state
+        return table
+
+    def key_state(self, name: str) -> KeyState:
+        """The state the profile actor ``name`` last published."""
+        state: KeyState = self.members[name].cell.state
+        return state
 
     def ask(self, name: str, message: object, timeout: float) -> Any:
         """Ask the actor called ``name``, waiting at most ``timeout`` real seconds.

@@ -11,7 +11,6 @@ from .._core._config import CooldownConfig
 from .._core._observe import Cause, ModelChange
 from .._core._policy import (
     HEALTHY,
-    MODEL_KINDS,
     ModelRow,
     model_failure,
     model_gate,
@@ -22,23 +21,31 @@ from .._core._policy import (
     model_view,
 )
 from .._core._snapshot import _plain
-from ._base import Cell, Context, SwitchoverActor
-from .messages import AcquireModel, ModelOutcome, ModelPermit, ResetModel, SuspectModel
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
+from ._directory import HealthTable
+from .messages import (
+    AcquireModel,
+    Granted,
+    ModelFailed,
+    ModelReleased,
+    ModelSucceeded,
+    Refused,
+    ResetModel,
+    SuspectModel,
+)
 
-HealthTable = Mapping[str, ModelRow]
 
-
-class HealthActor(SwitchoverActor):
+class HealthActor(SwitchoverActor[HealthTable]):
     """Owns every model's row; publishes the whole table (immutable) after each change."""
 
     kind = "health"
 
     def __init__(
-        self, cell: Cell, context: Context, *, cooldown: CooldownConfig, lease: float
+        self, cell: Cell[HealthTable], context: Context, *, cooldown: CooldownConfig
     ) -> None:
         super().__init__(cell, context)
         self._cooldown = cooldown
-        self._lease = lease
         self.table: dict[str, ModelRow] = dict(cell.state)
 
     def _set(
@@ -66,30 +73,29 @@ class HealthActor(SwitchoverActor):
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
-        if isinstance(message, ModelOutcome):
+        if isinstance(message, ModelSucceeded):
             row = self.table.get(message.model, HEALTHY)
-            if message.verdict == "ok":
-                cause: Cause = "probe" if message.probe else "success"
-                self._set(message.model, model_success(row, now, prober=message.probe), now, cause)
-            elif (
-                message.verdict == "error"
-                and message.failure is not None
-                and message.failure.kind in MODEL_KINDS
-            ):
-                row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
-                self._set(message.model, row, now, "failure", message.failure)
-            elif message.probe:
-                self._set(message.model, model_release(row), now, "release")
-            # Anything else is a non-prober's outcome that says nothing about the model.
+            cause: Cause = "probe" if message.probe else "success"
+            self._set(message.model, model_success(row, now, prober=message.probe), now, cause)
+            return None
+        if isinstance(message, ModelFailed):
+            row = self.table.get(message.model, HEALTHY)
+            row = model_failure(row, message.failure, now, self._cooldown, prober=message.probe)
+            self._set(message.model, row, now, "failure", message.failure)
+            return None
+        if isinstance(message, ModelReleased):
+            row = model_release(self.table.get(message.model, HEALTHY))
+            self._set(message.model, row, now, "release")
             return None
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)
-            lease = self._lease if message.lease_until is None else message.lease_until - now
-            row, reason = model_grant(before, now, max(0.0, lease), holder=message.holder)
+            lease = max(0.0, message.lease_until - now)
+            row, reason = model_grant(before, now, lease, holder=message.holder)
             self._set(message.model, row, now, "grant")
+            if reason is not None:
+                return Refused(reason)
             # A model that is healthy again needs no probe: the caller holds nothing.
-            probe = reason is None and model_gate(before, now) == "expired"
-            return ModelPermit(reason=reason, probe=probe)
+            return Granted(probe=model_gate(before, now) == "expired")
         if isinstance(message, SuspectModel):
             suspect = model_suspect(
                 self.table.get(message.model, HEALTHY),
@@ -99,9 +105,9 @@ class HealthActor(SwitchoverActor):
                 holder=message.holder,
             )
             if suspect is None:
-                return ModelPermit(reason="not healthy")
+                return Refused("not healthy")
             self._set(message.model, suspect, now, "suspect", message.failure)
-            return ModelPermit(reason=None, probe=True)
+            return Granted(probe=True)
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]

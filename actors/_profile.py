@@ -20,34 +20,33 @@ from .._core._policy import (
     key_success,
 )
 from .._core._redact import fingerprint
-from ._base import Cell, Context, SwitchoverActor
-from .messages import AcquireKey, KeyOutcome, KeyPermit, ResetKey
+from ._base import Context, SwitchoverActor
+from ._cell import Cell
+from .messages import AcquireKey, Granted, KeyFailed, KeyReleased, KeySucceeded, Refused, ResetKey
 
 
-class ProfileActor(SwitchoverActor):
+class ProfileActor(SwitchoverActor[KeyState]):
     """Owns one key's state. Never does I/O, never asks another actor."""
 
     kind = "profile"
 
     def __init__(
         self,
-        cell: Cell,
+        cell: Cell[KeyState],
         context: Context,
         *,
         provider: str,
         profile: str,
         key: str,
         cooldown: CooldownConfig,
-        lease: float,
         rng: random.Random,
     ) -> None:
         super().__init__(cell, context)
         self.provider = provider
         self.profile = profile
         self._cooldown = cooldown
-        self._lease = lease
         self._rng = rng
-        self.state: KeyState = cell.state
+        self.state = cell.state
 
     def __repr__(self) -> str:
         return f"ProfileActor({self.provider}/{self.profile})"
@@ -73,29 +72,25 @@ class ProfileActor(SwitchoverActor):
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
-        if isinstance(message, KeyOutcome):
-            if message.verdict == "ok":
-                self._set(key_success(self.state), now, "success")
-            elif message.verdict == "error" and message.failure is not None:
-                self._set(
-                    key_failure(
-                        self.state, message.failure, now, self._cooldown, key_jitter(self._rng)
-                    ),
-                    now,
-                    "failure",
-                    message.failure,
-                )
-            else:
-                self._set(key_release(self.state), now, "release")
+        if isinstance(message, KeySucceeded):
+            self._set(key_success(self.state), now, "success")
+            return None
+        if isinstance(message, KeyFailed):
+            jitter = key_jitter(self._rng)
+            state = key_failure(self.state, message.failure, now, self._cooldown, jitter)
+            self._set(state, now, "failure", message.failure)
+            return None
+        if isinstance(message, KeyReleased):
+            self._set(key_release(self.state), now, "release")
             return None
         if isinstance(message, AcquireKey):
-            lease = self._lease if message.lease_until is None else message.lease_until - now
-            state, granted = key_grant(self.state, now, max(0.0, lease))
+            probe = key_gate(self.state, now) == "expired"
+            state, granted = key_grant(self.state, now, max(0.0, message.lease_until - now))
             self._set(state, now, "grant")
             if granted:
-                return KeyPermit(granted=True)
+                return Granted(probe=probe)
             reason = "key cooling" if key_gate(state, now) == "cooling" else "key probe in flight"
-            return KeyPermit(granted=False, reason=reason)
+            return Refused(reason)
         if isinstance(message, ResetKey):
             self._set(key_reset(self.state), now, "reset")
             return True

@@ -18,8 +18,9 @@ from .._core._observe import Observer
 from .._core._policy import KeyState
 from .._core._redact import Redactor
 from ..providers._seam import Provider
-from ._base import REAL_TIME, Cell, Context, SwitchoverActor, redeliver, settle
-from ._chain import IDLE, ChainActor, chain_view
+from ._base import REAL_TIME, Context, SwitchoverActor, redeliver, settle
+from ._cell import Cell
+from ._chain import IDLE, ChainActor, ChainStatus, chain_view
 from ._directory import HEALTH, SUPERVISOR, Directory, Member, chain_name, profile_name
 from ._health import HealthActor, table_view
 from ._profile import ProfileActor, key_renderer
@@ -30,15 +31,17 @@ log = logging.getLogger("switchover.actors")
 #: How long stop() waits in all for the actors to finish their current messages and exit.
 STOP_TIMEOUT = 5.0
 
-Spawn = Callable[[Cell], pykka.ActorRef[Any]]
+Spawn = Callable[[Cell[Any]], pykka.ActorRef[Any]]
 
 
-class SupervisorActor(SwitchoverActor):
+class SupervisorActor(SwitchoverActor[Mapping[str, Any]]):
     """Receives crash reports and restarts the crashed actor with its last published state."""
 
     kind = "supervisor"
 
-    def __init__(self, cell: Cell, context: Context, *, supervisor: Supervisor) -> None:
+    def __init__(
+        self, cell: Cell[Mapping[str, Any]], context: Context, *, supervisor: Supervisor
+    ) -> None:
         super().__init__(cell, context)
         self._supervisor = supervisor
 
@@ -92,7 +95,6 @@ class Supervisor:
         context = Context(
             clock=clock, on_crash=self._report_crash, redact=self.redact, observer=observer
         )
-        lease = config.request_timeout
         for provider in config.providers:
             for profile, key in provider.profiles.items():
                 self._add(
@@ -107,7 +109,6 @@ class Supervisor:
                         profile=profile,
                         key=key,
                         cooldown=config.cooldown,
-                        lease=lease,
                         rng=rng,
                     ),
                 )
@@ -116,10 +117,10 @@ class Supervisor:
             "health",
             {},
             table_view,
-            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown, lease=lease),
+            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown),
         )
 
-        def start_chain(cell: Cell) -> pykka.ActorRef[Any]:
+        def start_chain(cell: Cell[ChainStatus]) -> pykka.ActorRef[Any]:
             ref = ChainActor.start(
                 cell,
                 context,

@@ -1,49 +1,61 @@
-"""Messages between switchover's actors. All frozen; none carries an API key."""
+"""Messages between switchover's actors. All frozen; none carries an API key.
+
+| message | sender | receiver | answer |
+|---|---|---|---|
+| RunRequest | facade (``Runtime``) | ChainActor | Committed or Failed |
+| AcquireKey | ChainActor | ProfileActor | Granted or Refused |
+| KeySucceeded, KeyFailed, KeyReleased | ChainActor, the committed stream | ProfileActor | — |
+| ResetKey | facade | ProfileActor | True |
+| AcquireModel, SuspectModel | ChainActor | HealthActor | Granted or Refused |
+| ModelSucceeded, ModelFailed, ModelReleased | ChainActor, the committed stream | HealthActor | — |
+| ResetModel | facade | HealthActor | whether the model had a row |
+| Inspect | facade, ChainActor (as a barrier) | any actor | ActorSnapshot |
+| ActorCrashed | a crashed actor's thread | SupervisorActor | — |
+| Sweep | the supervisor, restarted | SupervisorActor | — |
+| InjectCrash, InjectHold | ``switchover.testing`` | any actor | — |
+
+Which outcome a key and a model hear of a call is decided in one place
+(:func:`switchover.actors._report.model_report`).
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from .._core._classify import Failure
 from .._core._config import ChainEntry
+from .._core._policy import MODEL_KINDS
 from .._core._types import Attempt, Event, Request, ServedBy
-
-Verdict = Literal["ok", "error", "released"]
 
 
 def _chain_repr(chain: tuple[ChainEntry, ...]) -> str:
     return " > ".join(entry.key for entry in chain)
 
 
-def _failure_repr(failure: Failure | None) -> str:
+def _failure_repr(failure: Failure) -> str:
     # The flight recorder cuts summaries short; lead with what an operator looks for.
-    if failure is None:
-        return "None"
     status = "" if failure.status is None else f" {failure.status}"
     return f"{failure.kind}{status}: {failure.message!r}"
 
 
 @attrs.frozen
 class Inspect:
-    """Ask any actor for a snapshot of its own state."""
+    """Answer with a snapshot of your own state (any actor)."""
 
 
 @attrs.frozen
 class InjectCrash:
-    """Test hook: make the receiving actor's handler raise."""
+    """Make the handler raise (testing seam: ``switchover.testing.inject_crash``)."""
 
     reason: str = "injected crash"
 
 
 @attrs.frozen
 class InjectHold:
-    """Test hook: keep the receiving actor inside its handler until ``release`` is set.
-
-    The actor sets ``entered`` once it is held, so a test knows the actor is busy.
-    """
+    """Set ``entered``, then stay in the handler until ``release`` is set (testing seam)."""
 
     release: threading.Event = attrs.field(eq=False, repr=False)
     entered: threading.Event = attrs.field(factory=threading.Event, eq=False, repr=False)
@@ -51,29 +63,62 @@ class InjectHold:
 
 @attrs.frozen
 class AcquireKey:
-    """Ask a ProfileActor to hand out its key now that its cooldown has ended.
+    """Ask for a key whose cooldown ended, leased until ``lease_until`` (clock time)."""
 
-    ``lease_until`` (clock time) is how long the permit holds if no outcome comes back
-    (None: the actor's default lease).
-    """
-
-    lease_until: float | None = None
+    lease_until: float
 
 
 @attrs.frozen
-class KeyPermit:
-    """Answer to AcquireKey: granted, or the reason it was not."""
+class AcquireModel:
+    """Ask to probe a model whose cooldown ended, as request ``holder``, until ``lease_until``."""
 
-    granted: bool
-    reason: str = ""
+    model: str
+    lease_until: float
+    holder: int
 
 
 @attrs.frozen
-class KeyOutcome:
-    """Tell a ProfileActor how a call on its key ended."""
+class SuspectModel:
+    """Ask to put a healthy model on probation after ``failure``, ``holder`` its probe holder."""
 
-    verdict: Verdict
-    failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
+    model: str
+    failure: Failure = attrs.field(repr=_failure_repr)
+    lease_until: float
+    holder: int
+
+
+@attrs.frozen
+class Granted:
+    """A permit: go ahead; ``probe``: the asker now holds the key's or model's single probe."""
+
+    probe: bool
+
+
+@attrs.frozen
+class Refused:
+    """No permit: skip the key or model, for ``reason``."""
+
+    reason: str
+
+
+@attrs.frozen
+class KeySucceeded:
+    """A call on the key served its stream to a clean end."""
+
+
+@attrs.frozen
+class KeyFailed:
+    """A call on the key failed with ``failure``."""
+
+    failure: Failure = attrs.field(repr=_failure_repr)
+
+
+@attrs.frozen
+class KeyReleased:
+    """A call ended proving nothing (closed early), or a permit went back unused."""
+
+
+KeyOutcome = KeySucceeded | KeyFailed | KeyReleased
 
 
 @attrs.frozen
@@ -81,44 +126,36 @@ class ResetKey:
     """Take a key out of cooldown and clear its failure count."""
 
 
+def _health_kind(_: object, __: attrs.Attribute[Failure], failure: Failure) -> None:
+    if failure.kind not in MODEL_KINDS:
+        raise ValueError(f"a {failure.kind} failure says nothing about a model's health")
+
+
 @attrs.frozen
-class AcquireModel:
-    """Ask the HealthActor to let one probe through a model whose cooldown ended;
-    ``lease_until`` as for :class:`AcquireKey`."""
+class ModelSucceeded:
+    """A call on the model succeeded; ``probe``: the probe holder's call."""
 
     model: str
-    lease_until: float | None = None
-    holder: int | None = None  # the asking request's id
+    probe: bool
 
 
 @attrs.frozen
-class SuspectModel:
-    """Ask the HealthActor to put a healthy model on probation after a transient failure,
-    with the asker as its probe holder until ``lease_until``."""
+class ModelFailed:
+    """A call on the model failed with a health kind; ``probe``: the probe holder's call."""
 
     model: str
-    failure: Failure
-    lease_until: float
-    holder: int
+    failure: Failure = attrs.field(repr=_failure_repr, validator=_health_kind)
+    probe: bool
 
 
 @attrs.frozen
-class ModelPermit:
-    """Answer to AcquireModel: ``reason`` is None when the model may be called; ``probe``
-    then says whether this caller holds its single probe (False: it was healthy again)."""
-
-    reason: str | None
-    probe: bool = False
-
-
-@attrs.frozen
-class ModelOutcome:
-    """Tell the HealthActor how a call on a model ended; ``probe``: from the probe holder."""
+class ModelReleased:
+    """The probe holder is done without proving anything: the next request may probe."""
 
     model: str
-    verdict: Verdict
-    failure: Failure | None = attrs.field(default=None, repr=_failure_repr)
-    probe: bool = False
+
+
+ModelOutcome = ModelSucceeded | ModelFailed | ModelReleased
 
 
 @attrs.frozen
@@ -130,7 +167,7 @@ class ResetModel:
 
 @attrs.frozen
 class RunRequest:
-    """Ask a ChainActor to walk a request's chain until an attempt commits."""
+    """Walk a request's chain until an attempt commits; answered Committed or Failed."""
 
     request_id: int
     # The prompt stays out of the repr: the flight recorder shows the chain, not the text.
@@ -142,7 +179,7 @@ class RunRequest:
 
 @attrs.frozen(eq=False)
 class Committed:
-    """A ChainActor's answer when an attempt committed: the live stream moves to the caller."""
+    """An attempt committed: its live stream (and its outcome's report) moves to the caller."""
 
     request_id: int
     served_by: ServedBy
@@ -157,7 +194,7 @@ class Committed:
 
 @attrs.frozen
 class Failed:
-    """A ChainActor's answer when no attempt committed; ``error`` is the error to raise."""
+    """The walk's answer when no attempt committed: ``error`` is the error to raise."""
 
     request_id: int
     error: BaseException
@@ -165,18 +202,14 @@ class Failed:
 
 @attrs.frozen
 class ActorCrashed:
-    """Tell the supervisor that an actor's handler raised unexpectedly.
-
-    ``urn`` identifies the crashed incarnation; ``pending`` holds the pykka envelopes still
-    queued for it, for the supervisor to hand to its replacement.
-    """
+    """Incarnation ``urn`` of actor ``name`` crashed; ``pending``: its queued envelopes."""
 
     name: str
     error: str
     urn: str
-    pending: tuple[Any, ...] = attrs.field(default=(), repr=False)
+    pending: tuple[Any, ...] = attrs.field(repr=False)
 
 
 @attrs.frozen
 class Sweep:
-    """Tell a restarted supervisor to restart every actor that died while it was down."""
+    """Restart every actor that died while the supervisor was down."""

@@ -2,7 +2,9 @@
 
 The oracle and the overhead baseline call the fleet with it, and the seed port builds its
 Rust-style providers on it. It is what "a direct httpx stream" means in the overhead
-benchmark: one POST inside ``client.stream``, SSE decoded by httpx-sse, text collected.
+benchmark: one POST inside ``client.stream``, SSE decoded by the runtime's public
+:class:`switchover.providers.SSEDecoder` (so the plain install needs nothing more), text
+collected.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource
+from switchover.providers import SSEDecoder
 
 
 class HttpStatusError(Exception):
@@ -96,27 +98,34 @@ class SSECall:
 
     def texts(self) -> Iterator[str]:
         assert self._response is not None
-        for sse in EventSource(self._response).iter_sse():
+        for name, data in self._events(self._response):
             if self.api == "openai":
-                if sse.data == "[DONE]":
+                if data == "[DONE]":
                     return
-                data = json.loads(sse.data)
-                if "error" in data:
-                    raise StreamEventError(sse.data)
-                for choice in data.get("choices") or ():
+                decoded = json.loads(data)
+                if "error" in decoded:
+                    raise StreamEventError(data)
+                for choice in decoded.get("choices") or ():
                     text = (choice.get("delta") or {}).get("content")
                     if text:
                         yield text
             else:
-                if sse.event == "error":
-                    raise StreamEventError(sse.data)
-                if sse.event == "message_stop":
+                if name == "error":
+                    raise StreamEventError(data)
+                if name == "message_stop":
                     return
-                if sse.event == "content_block_delta":
-                    delta = json.loads(sse.data).get("delta", {})
+                if name == "content_block_delta":
+                    delta = json.loads(data).get("delta", {})
                     if delta.get("type") == "text_delta":
                         yield delta["text"]
         raise StreamTruncated("the stream ended without its end marker")
+
+    @staticmethod
+    def _events(response: httpx.Response) -> Iterator[tuple[str, str]]:
+        decoder = SSEDecoder()
+        for chunk in response.iter_bytes():
+            yield from decoder.feed(chunk)
+        yield from decoder.flush()
 
     def close(self) -> None:
         if self._response is not None:

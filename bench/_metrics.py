@@ -2,7 +2,7 @@
 call it answered, and the caller's record of every request. Nothing a system says about
 itself is trusted, so every system is measured the same way.
 
-Definitions (story seconds; the README repeats them):
+Definitions (story seconds; docs/chaos.md repeats them):
 
 - **success**: requests that streamed a whole answer / requests sent.
 - **latency** p50/p95/p99: successful requests, from the scheduled send to the last token.

@@ -23,14 +23,16 @@ from typing import Any
 
 import attrs
 import httpx
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from switchover import Request, Runtime
 
 from ._client import stream_text
 from ._fleet import Fleet, key_for
 from ._metrics import percentile
 from ._observed import observed_runtimes, observer_costs
+from ._report import console as plain_console
+from ._report import row
 from ._scenario import FleetProvider, Load, Operator, Scenario
 from ._systems import switchover_config
 
@@ -141,7 +143,7 @@ def _pin(fleet_pid: int | None) -> str:
 
 
 def run_overhead(args: argparse.Namespace) -> int:
-    console = Console()
+    console = plain_console()
     thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
     scenario = _scenario()
     router: Any = None
@@ -203,7 +205,8 @@ def _table(
 ) -> Table:
     table = Table(
         title="switchover bench overhead: median time added over a direct httpx stream",
-        caption=f"{pinning}; ratio = switchover's added time / LiteLLM Router's",
+        caption=pinning
+        + ("; ratio = switchover's added time / LiteLLM Router's" if "litellm" in systems else ""),
     )
     for column in ("threads", "system", "TTFT ms", "added", "TTLT ms", "added", "n"):
         table.add_column(column, justify="left" if column == "system" else "right")
@@ -215,7 +218,8 @@ def _table(
             timings = results[(name, threads)]
             first, last = _median_ms(timings, 0), _median_ms(timings, 1)
             added[name] = (first - base_first, last - base_last)
-            table.add_row(
+            row(
+                table,
                 str(threads),
                 name,
                 f"{first:.3f}",
@@ -227,7 +231,15 @@ def _table(
         if "litellm" in added:
             ours, theirs = added["switchover"], added["litellm"]
             ratio = [f"{a / b:.3f}" if b > 0 else "-" for a, b in zip(ours, theirs, strict=True)]
-            table.add_row(
-                str(threads), "[bold]ratio[/]", "", ratio[0], "", ratio[1], "", end_section=True
+            row(
+                table,
+                str(threads),
+                Text("ratio", "bold"),
+                "",
+                ratio[0],
+                "",
+                ratio[1],
+                "",
+                end_section=True,
             )
     return table

@@ -245,6 +245,8 @@ def plot_summary(results: Sequence[ScenarioResult], path: Path) -> Path:
 
 def plot_all(results: Sequence[ScenarioResult], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_scenario(result, out) for result in results]
-    paths.append(plot_summary(results, out / "summary.png"))
+    # Descriptions and skip reasons are text from outside: "$" in one is not mathtext.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        paths = [plot_scenario(result, out) for result in results]
+        paths.append(plot_summary(results, out / "summary.png"))
     return paths

@@ -1,4 +1,10 @@
-"""What the chaos benchmark prints and writes: the table, the targets, report.json."""
+"""What the chaos benchmark prints and writes: the table, the targets, report.json.
+
+Scenario names and descriptions, paths and skip reasons come from outside (a scenario file,
+the command line, an exception): they are printed as data. Every console of the benchmark
+reads no markup (:func:`console`) and every table cell is a :class:`~rich.text.Text`
+(:func:`row`), so that ``[bold]`` in a scenario's name is shown as it is.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ._metrics import Metrics
 from ._suite import ScenarioResult, suite_dict
@@ -41,12 +49,27 @@ def targets(result: ScenarioResult) -> dict[str, bool | None]:
     return out
 
 
+def console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A console that prints strings as they are: no markup, no emoji codes, no highlighting."""
+    return Console(
+        stderr=stderr, soft_wrap=stderr, width=width, markup=False, emoji=False, highlight=False
+    )
+
+
+def row(table: Table, *cells: str | Text, end_section: bool = False) -> None:
+    """Add a row; a string cell is shown as it is (a Text), never read as markup."""
+    table.add_row(
+        *(cell if isinstance(cell, Text) else Text(cell) for cell in cells),
+        end_section=end_section,
+    )
+
+
 def _s(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _mark(ok: bool | None) -> str:
-    return "·" if ok is None else ("[green]✓[/]" if ok else "[red]✗[/]")
+def _mark(ok: bool | None) -> Text:
+    return Text("·") if ok is None else (Text("✓", "green") if ok else Text("✗", "red"))
 
 
 def table(results: Sequence[ScenarioResult]) -> Table:
@@ -84,19 +107,20 @@ def table(results: Sequence[ScenarioResult]) -> Table:
             label = result.scenario.name if position == 0 else ""
             m: Metrics | None = run.metrics
             if m is None:
-                grid.add_row(label, run.system, f"[dim]{run.skipped}[/]", *[""] * 9)
+                row(grid, label, run.system, Text("skipped", "dim"), *[""] * 9)
                 continue
             recover = _s(m.recover, 1)
             if m.recover_never:
                 recover = "never" if m.recover is None else f"{recover}+{m.recover_never}xnever"
             target_text = (
-                " ".join(_mark(marks[k]) for k in ("success", "wasted", "p99", "vs_seed"))
+                Text(" ").join(_mark(marks[k]) for k in ("success", "wasted", "p99", "vs_seed"))
                 if run.system == "switchover"
-                else ""
+                else Text()
             )
-            grid.add_row(
+            row(
+                grid,
                 label,
-                f"[bold]{run.system}[/]" if run.system == "switchover" else run.system,
+                Text(run.system, "bold" if run.system == "switchover" else ""),
                 _s(m.success, 1),
                 _s(m.p50),
                 _s(m.p95),
@@ -110,6 +134,12 @@ def table(results: Sequence[ScenarioResult]) -> Table:
                 end_section=position == len(result.runs) - 1 and index < len(results) - 1,
             )
     return grid
+
+
+def skipped(results: Sequence[ScenarioResult]) -> list[str]:
+    """Why each skipped system did not run, once per system (the table says only "skipped")."""
+    reasons = {run.system: run.skipped for r in results for run in r.runs if run.skipped}
+    return [f"{system} skipped: {reason}" for system, reason in reasons.items()]
 
 
 def report_dict(results: Sequence[ScenarioResult]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Scenario files: a fleet, a chain, a fault schedule and a load, as data.
 
-A scenario is one small TOML file (see ``bench/scenarios/`` and the README section "The
-chaos benchmark"). Every time in it is on the *story clock*: seconds of the world the
+A scenario is one small TOML file (see ``bench/scenarios/`` and ``docs/chaos.md``,
+"Scenario files"). Every time in it is on the *story clock*: seconds of the world the
 scenario describes. The run is ``speedup`` times faster: a 120 s story with speedup 80
 takes 1.5 s, and every system's timeouts and cooldowns are divided by the same factor.
 

@@ -7,10 +7,11 @@ import logging
 import time
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ._load import plan
+from ._report import console as plain_console
 from ._scenario import Scenario, ScenarioError, load_scenario, scenario_names
 from ._suite import SYSTEMS, ScenarioResult, run_suite
 
@@ -34,21 +35,20 @@ TABLE_WIDTH = 160
 
 def run_chaos(args: argparse.Namespace) -> int:
     """Run the suite; print the table; write report.json and the plots."""
-    console = Console(stderr=False)
+    console = plain_console()
     if not console.is_terminal:
         # Piped or logged output has no width to fit; rich's default of 80 columns would
         # cut every cell of the table.
-        console = Console(stderr=False, width=TABLE_WIDTH)
-    errors = Console(stderr=True, soft_wrap=True)
+        console = plain_console(width=TABLE_WIDTH)
     try:
         scenarios = _scenarios(args)
         systems = _systems(args.systems)
     except ScenarioError as error:
-        errors.print(f"switchover chaos: {error}", highlight=False, markup=False)
+        plain_console(stderr=True).print(f"switchover chaos: {error}")
         return 2
     if args.list:
         for scenario in scenarios:
-            console.print(f"[bold]{scenario.name}[/]: {scenario.description}", highlight=False)
+            console.print(Text.assemble((scenario.name, "bold"), ": ", scenario.description))
         return 0
     out = Path(args.out)
     # A run ends while its last streams may still be finishing; their outcomes then reach
@@ -57,7 +57,7 @@ def run_chaos(args: argparse.Namespace) -> int:
     began = time.monotonic()
     results: list[ScenarioResult] = []
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -88,8 +88,8 @@ def run_chaos(args: argparse.Namespace) -> int:
                 for run in result.runs
             )
             progress.console.print(
-                f"[bold]{result.scenario.name}[/] [dim](success/wasted)[/] {line}",
-                highlight=False,
+                Text.assemble((result.scenario.name, "bold"), " ", ("(success/wasted)", "dim"), " ")
+                + line
             )
 
         run_suite(
@@ -100,10 +100,12 @@ def run_chaos(args: argparse.Namespace) -> int:
             on_result=on_result,
             metrics=args.metrics,
         )
-    from ._report import table, write_json, write_prometheus
+    from ._report import skipped, table, write_json, write_prometheus
 
     # The table is wide; a pipe or a narrow terminal would squeeze every column to "…".
     console.print(table(results), width=max(console.width, 150))
+    for line in skipped(results):
+        console.print(line)
     path = write_json(results, out)
     console.print(f"report: {path}")
     for samples in write_prometheus(results, out):

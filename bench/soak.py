@@ -36,6 +36,7 @@ from switchover.testing import (
     FakeServer,
     ScriptedProvider,
     fleet_config,
+    inject_crash,
     random_faults,
 )
 
@@ -110,7 +111,7 @@ def crash_now_and_then(rt: Runtime, every: float, stop: threading.Event, seed: i
     names = [a.name for a in rt.inspect().actors]
     crashes = 0
     while not stop.wait(every):
-        rt.inject_crash(rng.choice(names), wait=False)
+        inject_crash(rt, rng.choice(names), wait=False)
         crashes += 1
     return crashes
 

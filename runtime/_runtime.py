@@ -364,7 +364,7 @@ class Runtime:
         """Every known model's health: configured fallbacks and aliases, and every model
         that has failed. Read from the HealthActor's published table (no message)."""
         supervisor = self._running()
-        table = supervisor.directory.cell(HEALTH).state
+        table = supervisor.directory.health_table()
         models = self._configured_models() | set(table)
         now = self._clock.now()
         return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
@@ -534,44 +534,27 @@ class Runtime:
             self._debug_servers.append(server)
         return server
 
-    def inject_crash(
-        self, name: str, *, via: Literal["tell", "ask"] = "tell", wait: bool = True
-    ) -> None:
-        """Test hook: make actor ``name`` (see ``inspect()``) crash in its handler.
+    # -- the testing seam (switchover.testing.inject_crash / inject_hold) ----------------------
 
-        ``via="tell"`` queues the crash behind what the actor is doing (pykka then kills
-        it); ``via="ask"`` is the failed-ask path (pykka alone would keep it running).
-        With ``wait``, returns once the supervisor has restarted it.
-
-        Raises:
-            KeyError: no actor has that name.
-            SwitchoverError: it was not restarted within the operator timeout.
-        """
+    def _inject_crash(self, name: str, via: Literal["tell", "ask"], wait: bool) -> None:
         supervisor = self._running()
-        member = supervisor.directory.members[name]
+        member = supervisor.directory.members[name]  # KeyError for a name no actor has
         assert member.ref is not None
         urn = member.ref.actor_urn
         if via == "ask":
             with contextlib.suppress(Exception):  # the crash comes back as the answer
                 ask(member.ref, InjectCrash(), OPERATOR_TIMEOUT)
         else:
-            self._tell(name, InjectCrash())
+            supervisor.directory.tell(name, InjectCrash())
         if wait and not supervisor.wait_replaced(name, urn, OPERATOR_TIMEOUT):
             raise SwitchoverError(f"actor {name} was not restarted within {OPERATOR_TIMEOUT}s")
 
-    def inject_hold(self, name: str, release: threading.Event) -> threading.Event:
-        """Test hook: keep actor ``name`` inside a handler until ``release`` is set.
-
-        Returns an event set once the actor is held. Set ``release`` before stopping.
-        """
-        hold = InjectHold(release=release)
-        self._tell(name, hold)
-        return hold.entered
-
-    def _tell(self, name: str, message: object) -> None:
+    def _inject_hold(self, name: str, release: threading.Event) -> threading.Event:
         supervisor = self._running()
         supervisor.directory.members[name]  # KeyError for a name no actor has
-        supervisor.directory.tell(name, message)
+        hold = InjectHold(release=release)
+        supervisor.directory.tell(name, hold)
+        return hold.entered
 
 
 def _terminal(error: BaseException) -> Terminal:

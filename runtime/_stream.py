@@ -13,17 +13,23 @@ import attrs
 from ._core._classify import Failure
 from ._core._clock import Clock
 from ._core._errors import RuntimeStoppedError, StreamInterrupted
-from ._core._observe import AttemptRecord, Observer, RequestClosed, Terminal
-from ._core._policy import HEALTHY
+from ._core._observe import AttemptRecord, CallOutcome, Observer, RequestClosed, Terminal
 from ._core._redact import Redactor, redacted_traceback
 from ._core._types import Attempt, Done, Event, ServedBy, TextDelta, Usage
 from ._core._vocab import ErrorKind
 from .actors import Directory
 from .actors._directory import HEALTH, profile_name
-from .actors.messages import Committed, KeyOutcome, ModelOutcome, Verdict
+from .actors._report import model_report
+from .actors.messages import Committed, KeyFailed, KeyOutcome, KeyReleased, KeySucceeded
 from .providers._seam import ProviderFailure
 
 log = logging.getLogger("switchover")
+
+_CALL_OUTCOME: dict[type[KeyOutcome], CallOutcome] = {
+    KeySucceeded: "ok",
+    KeyFailed: "error",
+    KeyReleased: "released",
+}
 
 
 class Stream:
@@ -108,12 +114,12 @@ class Stream:
             self._text.append(event.text)
         elif isinstance(event, Done):
             self._usage = event.usage
-            self._finish("ok")
+            self._finish(KeySucceeded())
         return event
 
     def _interrupt(self, failure: Failure) -> NoReturn:
         failure = attrs.evolve(failure, message=self._redact(failure.message))
-        self._finish("error", failure)
+        self._finish(KeyFailed(failure))
         self._attempts = (*self._attempts[:-1], self._attempts[-1].failed(failure))
         if self._stopping.is_set():
             raise RuntimeStoppedError("the runtime stopped while the stream was being read")
@@ -124,37 +130,38 @@ class Stream:
             kind=failure.kind,
         )
 
-    def _finish(self, verdict: Verdict, failure: Failure | None = None) -> None:
+    def _finish(self, outcome: KeyOutcome) -> None:
         """Close the connection and report the outcome to the key and the model, once."""
         if self._finished:
             return
         self._finished = True
         self._source_close()
-        served = self._committed.served_by
-        self._directory.tell(
-            profile_name(served.provider, served.profile), KeyOutcome(verdict, failure)
+        committed = self._committed
+        served = committed.served_by
+        self._directory.tell(profile_name(served.provider, served.profile), outcome)
+        report = model_report(
+            committed.entry.key,
+            outcome,
+            probe=committed.probe,
+            table=self._directory.health_table(),
         )
-        model = self._committed.entry.key
-        if verdict == "error" or self._committed.probe:
-            self._directory.tell(
-                HEALTH, ModelOutcome(model, verdict, failure, self._committed.probe)
-            )
-        elif verdict == "ok" and self._directory.cell(HEALTH).state.get(model, HEALTHY) != HEALTHY:
-            self._directory.tell(HEALTH, ModelOutcome(model, "ok"))
+        if report is not None:
+            self._directory.tell(HEALTH, report)
         if self._observer is not None:
-            self._record(self._observer, verdict, failure)
+            self._record(self._observer, outcome)
 
-    def _record(self, observer: Observer, verdict: Verdict, failure: Failure | None) -> None:
+    def _record(self, observer: Observer, outcome: KeyOutcome) -> None:
         committed = self._committed
         ended = self._clock.now()
         usage = self._usage
+        failure = outcome.failure if isinstance(outcome, KeyFailed) else None
         observer.attempt_ended(
             AttemptRecord(
                 request_id=committed.request_id,
                 model=committed.entry.key,
                 provider=committed.served_by.provider,
                 profile=committed.served_by.profile,
-                outcome=verdict,
+                outcome=_CALL_OUTCOME[type(outcome)],
                 kind=failure.kind if failure is not None else None,
                 probe=committed.probe,
                 gate_at=committed.gate_at,
@@ -165,8 +172,8 @@ class Stream:
                 output_tokens=None if usage is None else usage.output_tokens,
             )
         )
-        terminal: Terminal = "served" if verdict == "ok" else "released"
-        if verdict == "error":
+        terminal: Terminal = "served" if isinstance(outcome, KeySucceeded) else "released"
+        if failure is not None:
             terminal = "stopped" if self._stopping.is_set() else "interrupted"
         observer.request_closed(RequestClosed(committed.request_id, terminal, ended))
 
@@ -183,7 +190,7 @@ class Stream:
     def close(self) -> None:
         """Stop reading: release the connection; the outcome counts as neither good nor bad."""
         self._pending = None
-        self._finish("released")
+        self._finish(KeyReleased())
 
     def __enter__(self) -> Stream:
         return self

@@ -13,7 +13,7 @@ import pykka
 import pytest
 import support
 from switchover import Config, ProviderCall, ProviderConfig, Runtime
-from switchover.testing import FakeClock, ScriptedProvider
+from switchover.testing import FakeClock, ScriptedProvider, inject_hold
 
 # freezegun would also freeze the timeouts of pykka's futures (and so hang live actors):
 # frozen time is only ever meant for switchover's own wall-clock logic.
@@ -80,7 +80,7 @@ def hold(runtime: Runtime) -> Iterator[Callable[[str], None]]:
     release = threading.Event()
 
     def hold_actor(name: str) -> None:
-        assert runtime.inject_hold(name, release).wait(timeout=10)
+        assert inject_hold(runtime, name, release).wait(timeout=10)
 
     yield hold_actor
     release.set()  # before the runtime fixture stops the actors
@@ -98,7 +98,7 @@ def settle(runtime: Runtime) -> Callable[..., None]:
         done = threading.Event()
         done.set()
         for name in names:
-            assert runtime.inject_hold(name, done).wait(timeout=10)
+            assert inject_hold(runtime, name, done).wait(timeout=10)
 
     return wait_for
 

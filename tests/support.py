@@ -1,12 +1,17 @@
-"""Helpers shared by the tests: realistic keys, a config factory, and ``flush``."""
+"""Helpers shared by the tests: realistic keys, a config factory, ``flush``, and
+``run_switchover`` (the command in a fresh interpreter, some modules blocked)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from switchover import Config, CooldownConfig, ProviderConfig, RetryConfig, Runtime
+from switchover.testing import inject_hold
 
 #: Realistic keys. PLAIN_KEY has no ``sk-`` shape: only the runtime's knowledge of the
 #: configured keys can keep it out of messages.
@@ -68,4 +73,40 @@ def flush(rt: Runtime) -> None:
     done.set()
     for snapshot in rt.inspect().actors:
         if snapshot.kind in ("profile", "health"):
-            assert rt.inject_hold(snapshot.name, done).wait(timeout=10)
+            assert inject_hold(rt, snapshot.name, done).wait(timeout=10)
+
+
+#: A ``python -c`` program: run the ``switchover`` command (``sys.argv[1:]``) with the
+#: top-level modules named in ``SWITCHOVER_TEST_WITHOUT`` (comma-separated) unimportable,
+#: as on an install without the extras that bring them.
+_WITHOUT = """
+import os, sys
+from importlib.machinery import PathFinder
+blocked = set(filter(None, os.environ["SWITCHOVER_TEST_WITHOUT"].split(",")))
+class Without:
+    # Finds what PathFinder finds, except the blocked: to importlib they are not installed.
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] in blocked:
+            return None
+        return PathFinder.find_spec(name, path, target)
+    find_distributions = PathFinder.find_distributions  # metadata: only imports are blocked
+sys.meta_path = [Without if finder is PathFinder else finder for finder in sys.meta_path]
+from switchover._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_switchover(
+    *argv: str, without: tuple[str, ...] = (), timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``switchover *argv`` in a fresh interpreter with the modules ``without`` blocked."""
+    env = {**os.environ, "SWITCHOVER_TEST_WITHOUT": ",".join(without), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )

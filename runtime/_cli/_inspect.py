@@ -2,6 +2,11 @@
 
 The first three talk to a running debug endpoint over HTTP (httpx); ``serve-debug`` starts
 a runtime from a TOML file and serves its endpoint until Ctrl-C.
+
+Nearly everything printed comes from outside: provider error messages, names and keys from
+the config, paths, URLs, exception text. So every console here reads no markup
+(:func:`console`) and every table cell is a :class:`~rich.text.Text` (:func:`_row`): a
+``[/x]`` in an upstream's message is shown as it is, and cannot crash the tool.
 """
 
 from __future__ import annotations
@@ -41,6 +46,14 @@ class CliError(Exception):
     """A failure to report in one line on stderr, with exit status 1."""
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints strings as they are: no markup, no emoji codes, no highlighting.
+
+    Styles come only from :class:`~rich.text.Text` and tables built here.
+    """
+    return Console(stderr=stderr, soft_wrap=stderr, markup=False, emoji=False, highlight=False)
+
+
 def _reporting(command: Callable[P, int]) -> Callable[P, int]:
     """Turn a CliError (or a SwitchoverError) into one line on stderr and exit status 1."""
 
@@ -49,7 +62,7 @@ def _reporting(command: Callable[P, int]) -> Callable[P, int]:
         try:
             return command(*args, **kwargs)
         except (CliError, SwitchoverError) as error:
-            Console(stderr=True, soft_wrap=True).print(f"switchover: {error}", highlight=False)
+            console(stderr=True).print(f"switchover: {error}")
             return 1
 
     return run
@@ -127,6 +140,11 @@ def _table(title: str, columns: tuple[str, ...], **options: Any) -> Table:
     return table
 
 
+def _row(table: Table, *cells: str | Text) -> None:
+    """Add a row; a string cell is shown as it is (a Text), never read as markup."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in cells))
+
+
 def _clip(text: object, width: int = 60) -> str:
     value = "-" if text is None else str(text)
     return value if len(value) <= width else value[: width - 1] + "…"
@@ -148,7 +166,8 @@ def _actors_table(actors: list[dict[str, Any]], taken_at: float) -> Table:
             if actor.get("stale")
             else Text("live", style="green")
         )
-        table.add_row(
+        _row(
+            table,
             actor["name"],
             str(actor["mailbox_depth"]),
             str(actor["processed"]),
@@ -175,7 +194,8 @@ def _profiles_table(actors: list[dict[str, Any]]) -> Table:
         last = state.get("last_error")
         if last is not None and state.get("last_error_kind"):
             last = f"{state['last_error_kind']}: {last}"
-        table.add_row(
+        _row(
+            table,
             f"{state['provider']}/{state['profile']}",
             state["key"],
             status,
@@ -204,7 +224,8 @@ def _chains_table(actors: list[dict[str, Any]]) -> RenderableType:
             if index:
                 chain.append(" > ")
             chain.append(model, style="bold reverse" if model == state["entry"] else "")
-        table.add_row(
+        _row(
+            table,
             actor["name"],
             str(state["request_id"]),
             chain,
@@ -224,7 +245,8 @@ def _models_table(models: list[dict[str, Any]]) -> Table:
     )
     for row in models:
         status = row["status"]
-        table.add_row(
+        _row(
+            table,
             row["model"],
             Text(status, style=_STATUS_STYLE.get(status, "")),
             seconds(row["cooldown_seconds"]),
@@ -268,45 +290,45 @@ def _wait(interval: float) -> None:
 @_reporting
 def run_inspect(args: argparse.Namespace, *, wait: Wait = _wait) -> int:
     """``switchover inspect``: one look, or ``--watch`` until Ctrl-C (``wait`` paces it)."""
-    console = Console()
+    out = console()
     endpoint = Endpoint(args.url, args.token)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             if args.json:
-                _inspect_json(endpoint, console, args.watch, wait)
+                _inspect_json(endpoint, out, args.watch, wait)
             elif args.watch is None:
-                console.print(render(endpoint.url, *_fetch(endpoint)))
+                out.print(render(endpoint.url, *_fetch(endpoint)))
             else:
-                _inspect_watch(endpoint, console, args.watch, wait)
+                _inspect_watch(endpoint, out, args.watch, wait)
     finally:
         endpoint.close()
     return 0
 
 
-def _inspect_json(endpoint: Endpoint, console: Console, watch: float | None, wait: Wait) -> None:
+def _inspect_json(endpoint: Endpoint, out: Console, watch: float | None, wait: Wait) -> None:
     while True:
         snapshot, health = _fetch(endpoint)
         document = {"actors": snapshot, "models": health["models"]}
         if watch is None:
-            console.print_json(data=document)
+            out.print_json(data=document)
             return
         # One compact document per line, so a pipe can read each refresh as it comes.
-        console.out(json.dumps(document), highlight=False)
+        out.out(json.dumps(document))
         wait(watch)
 
 
-def _inspect_watch(endpoint: Endpoint, console: Console, interval: float, wait: Wait) -> None:
+def _inspect_watch(endpoint: Endpoint, out: Console, interval: float, wait: Wait) -> None:
     def frame() -> RenderableType:
         try:
             return render(endpoint.url, *_fetch(endpoint))
         except CliError as error:  # keep watching: the runtime may come back
             return Text(f"{error} (retrying every {seconds(interval)})", style="red")
 
-    if not console.is_terminal:
+    if not out.is_terminal:
         while True:  # a pipe or a file: one frame after another
-            console.print(frame())
+            out.print(frame())
             wait(interval)
-    with Live(frame(), console=console, auto_refresh=False) as live:
+    with Live(frame(), console=out, auto_refresh=False) as live:
         while True:
             wait(interval)
             live.update(frame(), refresh=True)
@@ -332,7 +354,7 @@ def _post(args: argparse.Namespace, path: str, body: Mapping[str, Any]) -> int:
         answer = endpoint.post(path, body)
     finally:
         endpoint.close()
-    Console().print(f"reset {answer['reset']}", highlight=False)
+    console().print(f"reset {answer['reset']}")
     return 0
 
 
@@ -357,10 +379,9 @@ def run_serve_debug(
         except OSError as error:  # the port is taken, the address is not this machine's
             raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
         profiles = sum(len(p.profiles) for p in config.providers)
-        Console().print(
-            f"switchover debug endpoint at {server.url} "
-            f"({len(config.providers)} providers, {profiles} key profiles); Ctrl-C stops it",
-            highlight=False,
+        console().print(
+            f"switchover debug endpoint at {server.url} for {args.config} "
+            f"({len(config.providers)} providers, {profiles} key profiles); Ctrl-C stops it"
         )
         if on_ready is not None:
             on_ready(server.url)

@@ -28,7 +28,10 @@ class SSEError(ValueError):
 class SSEDecoder:
     """Feed it byte chunks of any size; it returns the complete ``(event, data)`` pairs.
 
-    ``event`` is the ``event:`` field, or ``""`` when the server sent none.
+    The decoder the built-in adapters use, public for your own (``switchover.providers``).
+    ``event`` is the ``event:`` field, or ``""`` when the server sent none. Call
+    :meth:`flush` at the end of the body. A line or event over ``limit`` bytes, or bytes
+    that are not UTF-8, raise :class:`SSEError`.
 
     Example:
         >>> decoder = SSEDecoder()

@@ -1,4 +1,5 @@
-"""switchover's test kit: a fake clock, a scripted provider, a fake server, the history checker.
+"""switchover's test kit: a fake clock, a scripted provider, a fake server, the history checker,
+and crash and hold injection into a running runtime's actors (``inject_crash``, ``inject_hold``).
 
 Both fakes play the same steps (``Reply``, ``Fail``, ``StreamError``, ``Cut``, ``Hang``,
 ``Refuse``); the server adds the hostile answers only HTTP can give.
@@ -32,6 +33,8 @@ from ._history import RULES as RULES
 from ._history import History as History
 from ._history import Violation as Violation
 from ._history import check as check
+from ._inject import inject_crash as inject_crash
+from ._inject import inject_hold as inject_hold
 from ._script import Cut as Cut
 from ._script import Fail as Fail
 from ._script import Hang as Hang
@@ -83,5 +86,7 @@ __all__ = [
     "connect_blackhole",
     "failure",
     "fleet_config",
+    "inject_crash",
+    "inject_hold",
     "random_faults",
 ]

@@ -468,6 +468,22 @@ def test_max_tokens_is_dropped_for_that_model_only(
     assert [c.max_tokens for c in scripted.calls_to("claude-3-haiku-20240307")] == [512]
 
 
+def test_max_tokens_stays_dropped_for_the_models_next_key(
+    start: StartRuntime, scripted: ScriptedProvider
+) -> None:
+    # The drop is per model, not per key: the backup key serves the same model.
+    scripted.script(
+        "gpt-4o", Fail(400, b.OPENAI_MAX_TOKENS), Fail(429, b.OPENAI_RATE_LIMIT), key=OPENAI_MAIN
+    )
+    done = start().complete(req(GPT, max_tokens=100_000))
+    assert done.served_by.profile == "backup"
+    assert [(c.key, c.max_tokens) for c in scripted.calls] == [
+        (OPENAI_MAIN, 100_000),
+        (OPENAI_MAIN, None),
+        (OPENAI_BACKUP, None),
+    ]
+
+
 def test_output_limit_again_after_the_drop_rejects_and_tries_no_other_model(
     start: StartRuntime, scripted: ScriptedProvider
 ) -> None:

@@ -16,8 +16,16 @@ from switchover import ChainExhausted, Config, ErrorKind, ProviderCall, Runtime,
 from switchover._core._observe import RequestClosed, RequestOpened
 from switchover.actors._base import ask
 from switchover.actors._chain import _Walk
-from switchover.actors.messages import Inspect, KeyOutcome
-from switchover.testing import Fail, FakeClock, Reply, ScriptedProvider, Step, failure
+from switchover.actors.messages import Inspect, KeyFailed
+from switchover.testing import (
+    Fail,
+    FakeClock,
+    Reply,
+    ScriptedProvider,
+    Step,
+    failure,
+    inject_crash,
+)
 from switchover.testing._history import History
 
 RATE_LIMITED = Fail(429, {"error": {"code": "rate_limit_exceeded", "message": "slow down"}})
@@ -106,7 +114,7 @@ def test_a_crashed_actor_is_restarted_with_its_last_published_state(
     before = live(rt, name)
     health = rt.health()
 
-    rt.inject_crash(name, via=via)  # type: ignore[arg-type]
+    inject_crash(rt, name, via=via)  # type: ignore[arg-type]
 
     after = live(rt, name)  # answered by the replacement
     assert after.restarts == before.restarts + 1
@@ -122,10 +130,10 @@ def test_the_restarted_supervisor_still_restarts_the_others(
     launch: Launch, scripted: ScriptedProvider
 ) -> None:
     rt = launch()
-    rt.inject_crash("supervisor")
-    rt.inject_crash("supervisor", via="ask")
-    rt.inject_crash("health")
-    rt.inject_crash("chain:1", via="ask")
+    inject_crash(rt, "supervisor")
+    inject_crash(rt, "supervisor", via="ask")
+    inject_crash(rt, "health")
+    inject_crash(rt, "chain:1", via="ask")
     assert live(rt, "supervisor").restarts == 2
     assert live(rt, "health").restarts == 1
     assert live(rt, "chain:1").restarts == 1
@@ -142,7 +150,7 @@ def test_an_actor_that_died_while_the_supervisor_was_down_is_swept_back(
     dead = ref_of(rt, "profile:a/p1")
     dead.stop()
 
-    rt.inject_crash("supervisor")
+    inject_crash(rt, "supervisor")
 
     assert supervisor.wait_replaced("profile:a/p1", dead.actor_urn, 5.0)
     assert live(rt, "profile:a/p1").restarts == 1
@@ -169,8 +177,8 @@ def test_a_request_in_flight_ends_normally_across_crashes_of_its_key_and_health(
     caller.start()
     assert entered.wait(10)
 
-    rt.inject_crash("profile:a/p0")
-    rt.inject_crash("health", via="ask")
+    inject_crash(rt, "profile:a/p0")
+    inject_crash(rt, "health", via="ask")
     release.set()
     caller.join(10)
 
@@ -202,10 +210,10 @@ def test_messages_queued_behind_a_crash_reach_the_replacement(launch: Launch) ->
     ref = ref_of(rt, "profile:a/p0")
     rate_limit = failure(ErrorKind.RATE_LIMIT, "slow down")
 
-    ref.tell(KeyOutcome("error", rate_limit))  # blocks inside the cooldown's jitter
+    ref.tell(KeyFailed(rate_limit))  # blocks inside the cooldown's jitter
     assert rng.entered.wait(10)
-    rt.inject_crash("profile:a/p0", wait=False)  # queued: crashes it next
-    ref.tell(KeyOutcome("error", rate_limit))  # queued behind the crash
+    inject_crash(rt, "profile:a/p0", wait=False)  # queued: crashes it next
+    ref.tell(KeyFailed(rate_limit))  # queued behind the crash
     answer = ref.ask(Inspect(), block=False)  # likewise
     rng.release.set()
 
@@ -220,7 +228,7 @@ def test_an_ask_answered_by_a_crash_is_reported_and_the_actor_replaced(
     rt = launch()
     supervisor = supervisor_of(rt)
     old = ref_of(rt, "health")
-    rt.inject_crash("health", via="ask")
+    inject_crash(rt, "health", via="ask")
     new = supervisor.directory.members["health"].ref
     assert new is not None
     assert not old.is_alive(), "a failed ask stops the actor (pykka alone would not)"
@@ -288,7 +296,7 @@ def test_a_stale_worker_ref_in_the_idle_queue_is_skipped(
     rt = launch()
     supervisor = supervisor_of(rt)
     workers = rt.config.chain_workers
-    rt.inject_crash("chain:0")  # idle when it crashed: its old ref is still queued
+    inject_crash(rt, "chain:0")  # idle when it crashed: its old ref is still queued
     assert supervisor.idle.qsize() == workers + 1
 
     assert hold_every_worker(rt, scripted) == ["together"] * workers

@@ -18,7 +18,7 @@ import pytest
 import support
 import websocket
 from switchover import Request, Runtime
-from switchover.testing import Fail, ScriptedProvider
+from switchover.testing import Fail, ScriptedProvider, inject_crash
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: Real seconds to wait for the page to show something (generous: a loaded machine).
@@ -205,7 +205,7 @@ def test_live_page_shows_a_cooling_key_counts_down_and_resets_it(
     )
 
     # A restarted actor shows up with its restart count, the page still live.
-    rt.inject_crash("health")
+    inject_crash(rt, "health")
     health_row = '#actors tr[data-name="health"]'
     browser.until(f"{_cell(health_row, 5)} === '1'", what="the restart")
     print(f"screenshot after reset and restart: {browser.screenshot(tmp_path / 'after.png')}")

@@ -37,7 +37,15 @@ from switchover import (
 from switchover._cli import build_parser, main
 from switchover._cli._inspect import TOKEN_ENV, run_serve_debug
 from switchover._core._redact import PIECE, Redactor
-from switchover.testing import Cut, Fail, FakeClock, ScriptedProvider, StreamError
+from switchover.testing import (
+    Cut,
+    Fail,
+    FakeClock,
+    ScriptedProvider,
+    StreamError,
+    inject_crash,
+    inject_hold,
+)
 
 OPENAI_MAIN = "sk-proj-ZEBRAquill7LANTERNmossVIOLETfjord"
 OPENAI_BACKUP = "sk-proj-OCELOTbrine9MARIGOLDtuskCINDERyawl"
@@ -136,8 +144,8 @@ def test_no_key_leaves_by_any_channel(
     try:
         rt.start()
         run_errors(rt, provider, seen)
-        rt.inject_crash("profile:openai/main")  # logged, with pykka's traceback
-        rt.inject_hold("profile:openai/backup", release).wait(timeout=10)  # a stale snapshot
+        inject_crash(rt, "profile:openai/main")  # logged, with pykka's traceback
+        inject_hold(rt, "profile:openai/backup", release).wait(timeout=10)  # a stale snapshot
         snapshot = rt.inspect()
         seen += [repr(snapshot), json.dumps(snapshot.to_dict()), repr(rt.health())]
         seen += [repr(rt), repr(rt.config), str(rt.config), repr(provider.calls)]

@@ -22,7 +22,7 @@ from switchover import (
     RuntimeSnapshot,
     TextDelta,
 )
-from switchover.testing import Fail, FakeClock, ScriptedProvider
+from switchover.testing import Fail, FakeClock, ScriptedProvider, inject_hold
 
 HI = ({"role": "user", "content": "hi"},)
 #: The issue's bound for one inspect() call.
@@ -81,7 +81,7 @@ def test_to_dict_gives_plain_json_types(
     assert json.loads(json.dumps(document, allow_nan=False)) == document
     main = next(a for a in document["actors"] if a["name"] == "profile:openai/main")
     assert main["state"]["last_error_kind"] == "rate_limit"
-    assert [entry["type"] for entry in main["recent"]] == ["KeyOutcome", "InjectHold"]
+    assert [entry["type"] for entry in main["recent"]] == ["KeyFailed", "InjectHold"]
 
 
 def test_to_dict_turns_enums_tuples_and_non_finite_floats_into_json() -> None:
@@ -161,9 +161,9 @@ def test_inspect_answers_in_time_with_ten_thousand_queued_messages(runtime: Runt
     release, passed = threading.Event(), threading.Event()
     passed.set()
     try:
-        assert runtime.inject_hold(name, release).wait(timeout=10)
+        assert inject_hold(runtime, name, release).wait(timeout=10)
         for _ in range(10_000):
-            runtime.inject_hold(name, passed)  # each returns at once when its turn comes
+            inject_hold(runtime, name, passed)  # each returns at once when its turn comes
 
         snapshot, median = timed_inspects(runtime)
 
