@@ -26,7 +26,7 @@ from .._core._observe import Observer
 from .._core._redact import Redactor, scrub
 from .._core._snapshot import ActorSnapshot, Handled
 from ._cell import Cell, S
-from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect
+from .messages import ActorCrashed, InjectCrash, InjectHold, Inspect, Sync
 
 log = logging.getLogger("switchover.actors")
 
@@ -154,6 +154,11 @@ def redeliver(ref: pykka.ActorRef[Any], pending: Iterable[Any]) -> None:
         ref.actor_inbox.put(envelope)
 
 
+class ActorAborted(Exception):
+    """A handler raised a BaseException that is not an Exception; it ends the actor as a
+    crash (restarted by its supervisor) instead of reaching pykka."""
+
+
 @attrs.frozen
 class Context:
     """What the supervisor hands every actor it starts."""
@@ -170,6 +175,10 @@ class SwitchoverActor(pykka.ThreadingActor, Generic[S]):
     crashes, answers Inspect."""
 
     kind: ClassVar[str]
+    # A process that never calls Runtime.stop() must still exit: the interpreter waits
+    # for non-daemon threads *before* it runs atexit hooks, so the runtime's own exit
+    # hook (which stops the actors cleanly) could never run.
+    use_daemon_thread = True
 
     def __init__(self, cell: Cell[S], context: Context) -> None:
         super().__init__()
@@ -190,6 +199,8 @@ class SwitchoverActor(pykka.ThreadingActor, Generic[S]):
         raise NotImplementedError
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Sync):
+            return None  # a barrier: its answer says everything before it was handled
         if isinstance(message, Inspect):
             # Not recorded: looking at an actor must not push its real history out.
             return snapshot_of(
@@ -204,7 +215,7 @@ class SwitchoverActor(pykka.ThreadingActor, Generic[S]):
                 message.release.wait()
                 return None
             return self.handle(message)
-        except Exception as error:
+        except BaseException as error:
             log.error(
                 "%s crashed handling %s: %s",
                 self.cell.name,
@@ -212,13 +223,18 @@ class SwitchoverActor(pykka.ThreadingActor, Generic[S]):
                 type(error).__name__,
             )
             self._crash(error)
-            raise
+            if isinstance(error, Exception):
+                raise
+            # pykka answers a BaseException that is not an Exception (SystemExit,
+            # CancelledError, a library's own) by stopping every actor of the process,
+            # other runtimes' included: it leaves this actor as an ordinary crash.
+            raise ActorAborted(f"{self.cell.name}: {type(error).__name__}") from None
         finally:
             cell = self.cell
             cell.processed += 1
             cell.recent.append((message, started, self.clock.now() - started))
 
-    def _crash(self, error: Exception) -> None:
+    def _crash(self, error: BaseException) -> None:
         """Stop taking messages now and report, with everything still queued."""
         # What pykka does for a failed tell, done for a failed ask too. After this no
         # sender can queue anything (refs check actor_stopped first) except one that

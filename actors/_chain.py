@@ -47,13 +47,13 @@ from .messages import (
     Committed,
     Failed,
     Granted,
-    Inspect,
     KeyFailed,
     KeyOutcome,
     KeyReleased,
     Refused,
     RunRequest,
     SuspectModel,
+    Sync,
 )
 
 log = logging.getLogger("switchover.chain")
@@ -411,7 +411,7 @@ class _Walk:
         """Wait until the actors this walk told have handled it (an ask queues behind the
         tells), so that ``retry_after`` reads the cooldowns this walk's failures caused."""
         for name in sorted(self.told):
-            self._ask(name, Inspect())
+            self._ask(name, Sync())  # not Inspect: rendering a big table costs
 
     def _status(self, **changes: Any) -> None:
         self.actor.publish(attrs.evolve(self.actor.cell.state, **changes))
@@ -512,7 +512,7 @@ class _Walk:
             failure = attrs.evolve(error.failure, message=self.actor.redact(error.failure.message))
         except StopIteration:
             failure = Failure(kind=ErrorKind.UNKNOWN, message="stream ended before any event")
-        except Exception as error:  # an adapter bug must not kill the walk
+        except BaseException as error:  # an adapter bug must not kill the walk (see _base)
             log.error(
                 "provider %s raised unexpectedly: %s",
                 entry.provider,
@@ -588,7 +588,7 @@ class _Walk:
 def _close(stream: EventStream, redact: Redactor) -> None:
     try:
         stream.close()
-    except Exception as error:  # an adapter bug must not kill the walk
+    except BaseException as error:  # an adapter bug must not kill the walk (see _base)
         log.error("closing a failed provider stream raised: %s", redacted_traceback(error, redact))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -48,13 +49,16 @@ class Directory:
     """Holds the current directory; only the supervisor replaces it (one assignment).
 
     ``closed`` is set when the runtime stops: from then on nobody waits for a replacement.
+    Tells that find an actor dead (crashed, its replacement not started yet) wait in
+    ``orphans`` for the replacement, which :meth:`forward` hands them to.
     """
 
-    __slots__ = ("closed", "members")
+    __slots__ = ("closed", "members", "orphans")
 
     def __init__(self) -> None:
         self.members: Mapping[str, Member] = MappingProxyType({})
         self.closed = False
+        self.orphans: dict[str, queue.SimpleQueue[object]] = {}
 
     def __repr__(self) -> str:
         return f"Directory({len(self.members)} actors)"
@@ -63,6 +67,7 @@ class Directory:
         members = dict(self.members)
         members[name] = member
         self.members = MappingProxyType(members)
+        self.orphans.setdefault(name, queue.SimpleQueue())
 
     def cell(self, name: str) -> Cell[Any]:
         return self.members[name].cell
@@ -108,12 +113,38 @@ class Directory:
                 continue
 
     def tell(self, name: str, message: object) -> None:
-        """Send without waiting; a dead or missing actor drops the message (logged)."""
+        """Send without waiting. A crashed actor's replacement gets the message; once the
+        runtime is stopping it is dropped (logged at DEBUG: that is what stopping means)."""
         member = self.members.get(name)
         if member is None or member.ref is None:
             log.warning("no actor %s for %s", name, type(message).__name__)
             return
         try:
             member.ref.tell(message)
+            return
         except pykka.ActorDeadError:
-            log.warning("actor %s is dead; dropped %s", name, type(message).__name__)
+            pass
+        if self.closed:
+            log.debug("the runtime is stopping; dropped %s for %s", type(message).__name__, name)
+            return
+        self.orphans[name].put(message)
+        # The supervisor forwards after it replaced the actor; forwarding here too covers
+        # a message queued after the supervisor's pass (whoever comes second sends it).
+        self.forward(name)
+
+    def forward(self, name: str) -> None:
+        """Send the messages that found ``name`` dead to its current incarnation, if alive."""
+        ref = self.members[name].ref
+        orphans = self.orphans[name]
+        if ref is None or not ref.is_alive():
+            return
+        while True:
+            try:
+                message = orphans.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:  # crashed again: the next replacement gets it
+                orphans.put(message)
+                return

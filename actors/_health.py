@@ -12,6 +12,7 @@ from .._core._observe import Cause, ModelChange
 from .._core._policy import (
     HEALTHY,
     ModelRow,
+    leased,
     model_failure,
     model_gate,
     model_grant,
@@ -21,6 +22,7 @@ from .._core._policy import (
     model_view,
 )
 from .._core._snapshot import _plain
+from .._core._vocab import HealthState
 from ._base import Context, SwitchoverActor
 from ._cell import Cell
 from ._directory import HealthTable
@@ -35,29 +37,63 @@ from .messages import (
     SuspectModel,
 )
 
+#: Most rows kept for models the configuration does not name (callers choose those names,
+#: so without a bound a stream of failing made-up models grows the table for ever).
+MAX_ROWS = 1000
+#: Clock seconds between two sweeps for expired rows.
+SWEEP_INTERVAL = 1.0
+
 
 class HealthActor(SwitchoverActor[HealthTable]):
-    """Owns every model's row; publishes the whole table (immutable) after each change."""
+    """Owns every model's row; publishes the whole table (immutable) after each change.
+
+    Rows of the models the configuration names (``keep``) stay for good. Any other row is
+    dropped once it is healthy again, or once it has been past its cooldown for longer
+    than the longest cooldown (``model_max``: its failure count no longer says anything
+    a fresh failure would not), and the stalest are evicted beyond :data:`MAX_ROWS`. A
+    row with a probe in flight is never dropped (that would let a second probe through).
+    """
 
     kind = "health"
 
     def __init__(
-        self, cell: Cell[HealthTable], context: Context, *, cooldown: CooldownConfig
+        self,
+        cell: Cell[HealthTable],
+        context: Context,
+        *,
+        cooldown: CooldownConfig,
+        keep: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(cell, context)
         self._cooldown = cooldown
+        self._keep = keep
         self.table: dict[str, ModelRow] = dict(cell.state)
+        self._next_sweep = 0.0
 
     def _set(
         self, model: str, row: ModelRow, now: float, cause: Cause, failure: Failure | None = None
     ) -> None:
-        # A model gets a row at its first failure and keeps it (healthy again) after, so
-        # the table grows only with models that ever failed.
         old = self.table.get(model, HEALTHY)
         if old == row:
             return
-        self.table[model] = row
+        # Re-inserted at the end (or dropped): the table's order is the eviction order.
+        self.table.pop(model, None)
+        if model in self._keep or not _disposable(row, now):
+            self.table[model] = row
+        self._evict(now)
         self.publish(MappingProxyType(dict(self.table)))
+        self._observe(model, old, row, now, cause=cause, failure=failure)
+
+    def _observe(
+        self,
+        model: str,
+        old: ModelRow,
+        row: ModelRow,
+        now: float,
+        *,
+        cause: Cause,
+        failure: Failure | None = None,
+    ) -> None:
         if self.observer is not None and (row.state, row.until) != (old.state, old.until):
             self.observer.model_changed(
                 ModelChange(
@@ -71,8 +107,39 @@ class HealthActor(SwitchoverActor[HealthTable]):
                 )
             )
 
+    def _drop(self, models: list[str], now: float) -> None:
+        for model in models:
+            old = self.table.pop(model)
+            self._observe(model, old, HEALTHY, now, cause="forgotten")
+
+    def _evict(self, now: float) -> None:
+        """Drop the stalest rows of unconfigured models beyond MAX_ROWS."""
+        spare = sum(1 for model in self.table if model not in self._keep) - MAX_ROWS
+        if spare > 0:
+            stalest = [
+                model
+                for model, row in self.table.items()
+                if model not in self._keep and not leased(row, now)
+            ][:spare]
+            self._drop(stalest, now)
+
+    def _sweep(self, now: float) -> None:
+        """Drop the unconfigured rows that have expired (see the class)."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
+        expired = [
+            model
+            for model, row in self.table.items()
+            if model not in self._keep and _expired(row, now, self._cooldown.model_max)
+        ]
+        if expired:
+            self._drop(expired, now)
+            self.publish(MappingProxyType(dict(self.table)))
+
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
+        self._sweep(now)
         if isinstance(message, ModelSucceeded):
             row = self.table.get(message.model, HEALTHY)
             cause: Cause = "probe" if message.probe else "success"
@@ -115,6 +182,17 @@ class HealthActor(SwitchoverActor[HealthTable]):
                 self._set(model, HEALTHY, now, "reset")
             return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
+
+
+def _disposable(row: ModelRow, now: float) -> bool:
+    """A row that says nothing a missing one would not: healthy, no probe in flight."""
+    return row.state is HealthState.HEALTHY and not leased(row, now)
+
+
+def _expired(row: ModelRow, now: float, grace: float) -> bool:
+    if leased(row, now):
+        return False
+    return row.state is HealthState.HEALTHY or (row.until is not None and now >= row.until + grace)
 
 
 def table_view(table: HealthTable, now: float) -> Mapping[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pykka
 
 from .._core._clock import Clock
-from .._core._config import Config
+from .._core._config import Config, configured_models
 from .._core._observe import Observer
 from .._core._policy import KeyState
 from .._core._redact import Redactor
@@ -117,7 +117,9 @@ class Supervisor:
             "health",
             {},
             table_view,
-            lambda cell: HealthActor.start(cell, context, cooldown=config.cooldown),
+            lambda cell: HealthActor.start(
+                cell, context, cooldown=config.cooldown, keep=configured_models(config)
+            ),
         )
 
         def start_chain(cell: Cell[ChainStatus]) -> pykka.ActorRef[Any]:
@@ -218,6 +220,7 @@ class Supervisor:
         # Queued before the directory points at the new actor, so they come first.
         redeliver(ref, pending)
         self.directory.replace(name, Member(ref=ref, cell=member.cell))
+        self.directory.forward(name)  # what was told to it while it was down
         log.warning("restarted %s (restart %d)", name, member.cell.restarts)
         self._replaced.notify_all()
         if name == SUPERVISOR:

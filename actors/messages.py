@@ -47,6 +47,11 @@ class Inspect:
 
 
 @attrs.frozen
+class Sync:
+    """Ask any actor to answer (None) once it has handled everything queued before this."""
+
+
+@attrs.frozen
 class InjectCrash:
     """Make the handler raise (testing seam: ``switchover.testing.inject_crash``)."""
 

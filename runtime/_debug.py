@@ -14,17 +14,30 @@ Routes (every answer is JSON; errors are ``{"ok": false, "error": "..."}``)::
 
 Four routes do not need a framework: a ``ThreadingHTTPServer`` in one background thread,
 a handler per connection, HTTP/1.0 (one request per connection, so no idle keep-alive
-thread outlives ``close()`` for long).
+thread outlives ``close()`` for long). A route is one entry of :data:`ROUTES`; its handler
+returns a JSON object, or a :class:`Reply` for any other content type.
+
+The endpoint must never starve the runtime it shows: at most :data:`MAX_CONNECTIONS`
+connections are served at once (others get an immediate 503), each must deliver its whole
+request within :data:`REQUEST_TIMEOUT` (a slow client is cut off, token or not: the token
+is in a header, so it cannot be checked before the headers), and cached routes are built
+at most once per interval, an interval never shorter than :data:`CACHE_FACTOR` times the
+time the last build took, so that however big the runtime, building answers takes at
+most about 1/CACHE_FACTOR of one core; answers are paced to :data:`MAX_RATE` a second in
+all, so that sending them (a cached answer is sent as the bytes it was built into) is
+bounded too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import socket
 import socketserver
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from email.message import Message
@@ -33,6 +46,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import attrs
+
+from ._core._clock import SystemClock
 from ._core._errors import ConfigError, RuntimeStoppedError, SwitchoverError
 from ._core._redact import Redactor, scrub
 from ._core._types import ModelHealth
@@ -45,10 +61,28 @@ log = logging.getLogger("switchover.debug")
 
 #: Largest request body accepted; a reset body is a few dozen bytes.
 MAX_BODY = 64 * 1024
-#: Seconds a connection may stay silent before the server drops it.
-SOCKET_TIMEOUT = 10.0
-#: How often the serving thread checks whether it was asked to stop.
+#: Seconds a client has from connecting to delivering its whole request (headers, body).
+REQUEST_TIMEOUT = 5.0
+#: Connections served at once; each holds a thread and a file descriptor.
+MAX_CONNECTIONS = 8
+#: How long a cached route's answer is reused, at least...
+CACHE_TTL = 0.25
+#: ...and at least this many times the time it took to build.
+CACHE_FACTOR = 20.0
+#: Most answers per second, all clients together: a client looping on the endpoint waits
+#: for its turn (holding no CPU) instead of taking the process's.
+MAX_RATE = 20.0
+#: Shortest token accepted: a guessable one is no protection on a reachable port.
+MIN_TOKEN = 16
+#: How often the serving thread checks whether it was asked to stop (and cuts off
+#: clients past their REQUEST_TIMEOUT).
 POLL_INTERVAL = 0.1
+#: What a connection over MAX_CONNECTIONS gets before it is closed.
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nRetry-After: 1\r\nContent-Length: 59\r\n\r\n"
+    b'{"ok": false, "error": "too many debug connections; retry"}'
+)
 
 
 class HttpError(Exception):
@@ -63,11 +97,28 @@ class HttpError(Exception):
         self.headers = dict(headers or {})
 
 
+@attrs.frozen
+class Reply:
+    """A route's answer that is not JSON (an HTML page, Prometheus text)."""
+
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Route:
+    """One path: its method, its handler, and whether its answer may be cached (GETs
+    whose answers cost: a reset always runs, and drops every cached answer)."""
+
+    method: str
+    handler: Handler
+    cached: bool = False
+
+
 Body = Mapping[str, Any]
 Answer = dict[str, Any]
-Handler = Callable[["Runtime", Body], Answer]
-Raw = tuple[str, bytes, Mapping[str, str]]  # content type, body, extra headers
-RawHandler = Callable[["Runtime"], Raw]
+Handler = Callable[["Runtime", Body], "Answer | Reply"]
 
 
 def health_document(health: Mapping[str, ModelHealth]) -> Answer:
@@ -132,11 +183,11 @@ def _live(runtime: Runtime, body: Body) -> Answer:
     }
 
 
-def _page(runtime: Runtime) -> Raw:
-    return "text/html; charset=utf-8", PAGE, PAGE_HEADERS
+def _page(runtime: Runtime, body: Body) -> Reply:
+    return Reply(PAGE, "text/html; charset=utf-8", PAGE_HEADERS)
 
 
-def _metrics(runtime: Runtime) -> Raw:
+def _metrics(runtime: Runtime, body: Body) -> Reply:
     from ._metrics import exposition
 
     try:
@@ -145,19 +196,18 @@ def _metrics(runtime: Runtime) -> Raw:
         raise HttpError(
             HTTPStatus.NOT_FOUND, "metrics are off: create the Runtime with metrics=True"
         ) from None
-    return "text/plain; version=0.0.4; charset=utf-8", exposition(collector), {}
+    return Reply(exposition(collector), "text/plain; version=0.0.4; charset=utf-8")
 
 
-#: path -> (method, handler)
-ROUTES: Mapping[str, tuple[str, Handler]] = {
-    "/debug/actors": ("GET", _actors),
-    "/debug/live": ("GET", _live),
-    "/api/v1/models/health": ("GET", _health),
-    "/api/v1/models/health/reset": ("POST", _reset_model),
-    "/api/v1/profiles/reset": ("POST", _reset_profile),
+ROUTES: Mapping[str, Route] = {
+    "/": Route("GET", _page),
+    "/metrics": Route("GET", _metrics, cached=True),
+    "/debug/live": Route("GET", _live, cached=True),
+    "/debug/actors": Route("GET", _actors, cached=True),
+    "/api/v1/models/health": Route("GET", _health, cached=True),
+    "/api/v1/models/health/reset": Route("POST", _reset_model),
+    "/api/v1/profiles/reset": Route("POST", _reset_profile),
 }
-#: GET routes that answer other than JSON.
-RAW_ROUTES: Mapping[str, RawHandler] = {"/": _page, "/metrics": _metrics}
 
 
 def is_loopback(host: str) -> bool:
@@ -185,13 +235,70 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+#: Never set: something to wait on.
+_NEVER = threading.Event()
+
+
+class _Cache:
+    """Answers of cached routes, each built by one thread at a time (the others wait for
+    it and take its answer). Real time: this bounds CPU, whatever the runtime's clock."""
+
+    def __init__(self) -> None:
+        self._clock = SystemClock()
+        self._answers: dict[str, tuple[float, Reply]] = {}
+        self._building = threading.Lock()
+
+    def get(self, path: str, build: Callable[[], Reply]) -> Reply:
+        with self._building:
+            now = self._clock.now()
+            cached = self._answers.get(path)
+            if cached is not None and now < cached[0]:
+                return cached[1]
+            answer = build()
+            done = self._clock.now()
+            self._answers[path] = (done + max(CACHE_TTL, CACHE_FACTOR * (done - now)), answer)
+            return answer
+
+    def clear(self) -> None:
+        with self._building:
+            self._answers.clear()
+
+
 class _App:
-    """What the handler threads share; immutable after construction."""
+    """What the handler threads share."""
 
     def __init__(self, runtime: Runtime, token: str | None) -> None:
         self.runtime = runtime
         self.token = None if token is None else token.encode()
         self.redact = Redactor(runtime.config.secrets())
+        self.cache = _Cache()
+        self._clock = SystemClock()
+        self._pacing = threading.Lock()
+        self._next_turn = 0.0
+
+    def answer(self, path: str, route: Route, body: Body) -> Answer | Reply:
+        self._wait_turn()
+        if not route.cached:
+            answer = route.handler(self.runtime, body)
+            self.cache.clear()  # a reset changes what the cached routes show
+            return answer
+        return self.cache.get(path, lambda: self.encode(route.handler(self.runtime, body)))
+
+    def _wait_turn(self) -> None:
+        with self._pacing:
+            now = self._clock.now()
+            turn = max(now, self._next_turn)
+            self._next_turn = turn + 1.0 / MAX_RATE
+        if turn > now:
+            self._clock.wait(_NEVER, turn - now)
+
+    def encode(self, answer: Answer | Reply) -> Reply:
+        """The bytes sent for ``answer``; the last gate: no configured key leaves in any
+        JSON answer, even inside a model name."""
+        if isinstance(answer, Reply):
+            return answer
+        clean = scrub(answer, self.redact.known)
+        return Reply(json.dumps(clean, allow_nan=False).encode(), "application/json")
 
     def check_access(self, headers: Message) -> None:
         if self.token is None:
@@ -221,11 +328,58 @@ class _App:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # Connections waiting to be accepted: beyond it clients wait for SYN retries instead
+    # of an immediate 503.
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily, app: _App) -> None:
         self.address_family = family
         self.app = app
+        self.clock = SystemClock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        #: connection -> when it must have delivered its request; plain dict operations.
+        self.reading: dict[socket.socket, float] = {}
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.send(_BUSY)
+                request.shutdown(socket.SHUT_WR)
+                # Closing with unread bytes would reset the connection, and the reset
+                # can overtake the 503: read what the client sent first.
+                while request.recv(65536):
+                    pass
+            request.close()
+            return
+        try:
+            super().process_request(request, client_address)  # starts the thread
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.reading.pop(request, None)
+            self._slots.release()
+
+    def service_actions(self) -> None:
+        """Cut off the clients that did not deliver their request in time."""
+        now = self.clock.now()
+        for connection, deadline in list(self.reading.items()):
+            if now >= deadline and self.reading.pop(connection, None) is not None:
+                # Reading ends (EOF) and the handler answers what it has: a 400 for a
+                # short body, nothing for unfinished headers (see parse_request).
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RD)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The standard library prints a traceback to stderr; a client that hangs up
+        # mid-answer is no error of ours.
+        log.debug("debug connection failed: %s", self.app.redact(str(sys.exc_info()[1])))
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for the host's full name; nothing here needs it.
@@ -241,8 +395,19 @@ class _Handler(BaseHTTPRequestHandler):
     # Answer even an unparsable request line with a status line and headers (the default,
     # HTTP/0.9, would send the JSON error bare).
     default_request_version = "HTTP/1.0"
-    timeout = SOCKET_TIMEOUT
+    timeout = REQUEST_TIMEOUT
     server: _Server
+
+    def setup(self) -> None:
+        self.server.reading[self.request] = self.server.clock.now() + REQUEST_TIMEOUT
+        super().setup()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        if self.request not in self.server.reading:  # cut off before their end
+            self.close_connection = True
+            return False
+        return parsed
 
     def _serve(self) -> None:
         app = self.server.app
@@ -253,41 +418,34 @@ class _Handler(BaseHTTPRequestHandler):
             # the page asks for the token and sends it with every fetch it makes.
             if not (path == "/" and app.token is not None):
                 app.check_access(self.headers)
-            raw = RAW_ROUTES.get(path)
-            if raw is not None:
-                if self.command not in ("GET", "HEAD"):
-                    raise HttpError(
-                        HTTPStatus.METHOD_NOT_ALLOWED,
-                        f"{path} takes GET, not {self.command}",
-                        {"Allow": "GET"},
-                    )
-                self._send_raw(HTTPStatus.OK, *raw(app.runtime))
-                return
             route = ROUTES.get(path)
             if route is None:
-                known = ", ".join(
-                    [
-                        *(f"GET {p}" for p in RAW_ROUTES),
-                        *(f"{m} {p}" for p, (m, _) in ROUTES.items()),
-                    ]
-                )
+                known = ", ".join(f"{r.method} {p}" for p, r in ROUTES.items())
                 raise HttpError(HTTPStatus.NOT_FOUND, f"no such path {path!r}; try {known}")
-            method, handler = route
-            if self.command != method:
+            if self.command != route.method:
                 raise HttpError(
                     HTTPStatus.METHOD_NOT_ALLOWED,
-                    f"{path} takes {method}, not {self.command}",
-                    {"Allow": method},
+                    f"{path} takes {route.method}, not {self.command}",
+                    {"Allow": route.method},
                 )
-            status, answer = HTTPStatus.OK, handler(app.runtime, self._body(method))
+            body = self._body(route.method)
+            self.server.reading.pop(self.request, None)  # the whole request is in
+            status, answer = HTTPStatus.OK, app.answer(path, route, body)
         except HttpError as error:
             status, answer, headers = error.status, self._error(error.message), error.headers
         except RuntimeStoppedError:
             status, answer = HTTPStatus.SERVICE_UNAVAILABLE, self._error("the runtime is stopped")
         except SwitchoverError as error:  # an actor did not answer an operator call in time
             status, answer = HTTPStatus.SERVICE_UNAVAILABLE, self._error(str(error))
-        except Exception:
-            log.exception("debug endpoint failed on %s %s", self.command, self._path())
+        except Exception as error:
+            # Logged without a traceback (which could quote anything): the type says
+            # where to look, and this is a bug of ours to report, not a client's.
+            log.error(
+                "debug endpoint failed on %s %s: %s",
+                self.command,
+                self._path(),
+                type(error).__name__,
+            )
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             answer = self._error("internal error; the server log has the details")
         self._send(status, answer, headers)
@@ -320,15 +478,23 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes"
             )
-        raw = self.rfile.read(length)
+        try:
+            raw = self.rfile.read(length)
+        except OSError:  # the client stalled past REQUEST_TIMEOUT and was cut off
+            raw = b""
         if len(raw) < length:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "the body is shorter than its Content-Length")
+            raise HttpError(
+                HTTPStatus.BAD_REQUEST,
+                f"the body is shorter than its Content-Length (or took over {REQUEST_TIMEOUT}s)",
+            )
         try:
             body = json.loads(raw)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
             raise HttpError(
                 HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {error}"
             ) from None
+        except RecursionError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "the body is nested too deeply") from None
         if not isinstance(body, dict):
             raise HttpError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
         return body
@@ -339,20 +505,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _path(self) -> str:
         return self.server.app.redact(str(getattr(self, "path", "")))
 
-    def _send(self, status: HTTPStatus, answer: Answer, headers: Mapping[str, str]) -> None:
-        # The last gate: no configured key leaves in any answer, even inside a model name.
-        body = json.dumps(scrub(answer, self.server.app.redact.known), allow_nan=False).encode()
-        self._send_raw(status, "application/json", body, headers)
-
-    def _send_raw(
-        self, status: HTTPStatus, content_type: str, body: bytes, headers: Mapping[str, str]
-    ) -> None:
+    def _send(self, status: HTTPStatus, answer: Answer | Reply, headers: Mapping[str, str]) -> None:
+        reply = self.server.app.encode(answer)
+        body = reply.body
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in headers.items():
+        for name, value in {**reply.headers, **headers}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -383,6 +544,8 @@ class DebugServer:
             not isinstance(token, str) or not token or any(c.isspace() for c in token)
         ):
             raise ConfigError("token", "must be a non-empty string without spaces")
+        if token is not None and len(token) < MIN_TOKEN:
+            raise ConfigError("token", f"must be at least {MIN_TOKEN} characters long")
         if token is None and not is_loopback(host):
             raise ConfigError(
                 "token", f"binding {host or 'every address'!r} (not loopback) requires a token"

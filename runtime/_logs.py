@@ -31,6 +31,7 @@ _HEALTHY_AGAIN = {
     "probe": "after probe",
     "success": "after a call succeeded",
     "reset": "after reset",
+    "forgotten": "(its row left the health table)",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import logging
@@ -17,7 +18,7 @@ import attrs
 import pykka
 
 from ._core._clock import Clock, SystemClock, default_rng
-from ._core._config import Config, build_chain, resolve_model
+from ._core._config import Config, build_chain, configured_models, resolve_model
 from ._core._errors import (
     ChainExhausted,
     ConfigError,
@@ -28,7 +29,7 @@ from ._core._errors import (
 )
 from ._core._observe import Observer, Observers, RequestClosed, RequestOpened, Terminal
 from ._core._policy import HEALTHY, model_view
-from ._core._redact import Redactor
+from ._core._redact import RecordScrubber, Redactor
 from ._core._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._core._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
 from ._debug import DebugServer
@@ -69,6 +70,9 @@ _FORKED = (
     "this runtime was created in another process; create the Runtime after forking "
     "(its actor threads do not survive os.fork())"
 )
+#: Runtimes started and not stopped yet, stopped by :func:`_stop_at_exit`. Strong
+#: references: a running runtime's actors live on whether or not anyone holds it.
+_RUNNING: set[Runtime] = set()
 _TERMINAL: tuple[tuple[type[BaseException], Terminal], ...] = (
     (RequestRejected, "rejected"),
     (ChainExhausted, "exhausted"),
@@ -115,6 +119,7 @@ class Runtime:
         if not isinstance(config, Config):
             raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
         self.config = config
+        self._configured = configured_models(config)  # what health() always lists
         self._clock = clock or SystemClock()
         self._rng = rng or default_rng()
         self._given = dict(providers or {})
@@ -136,6 +141,7 @@ class Runtime:
         # Always some: the log lines and the timeline watch every runtime.
         self._observer: Observer = Observers([*builtin, given] if given else builtin)
         self._debug_servers: list[DebugServer] = []
+        self._scrubber: RecordScrubber | None = None
         # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
         # stuck actor's mailbox from filling with our own inspects. Plain dict operations
         # (atomic); a race only sends one extra Inspect.
@@ -158,6 +164,8 @@ class Runtime:
                 raise RuntimeStoppedError("this runtime was stopped; create a new one")
             self._pid = os.getpid()
             redact = Redactor(self.config.secrets())
+            self._scrubber = RecordScrubber(redact)
+            self._scrubber.install()
             self._providers = {
                 p.name: self._given.get(p.name)
                 or http_provider(
@@ -174,6 +182,7 @@ class Runtime:
             )
             supervisor.start()
             self._supervisor = supervisor
+            _RUNNING.add(self)
         return self
 
     def stop(self) -> None:
@@ -185,6 +194,7 @@ class Runtime:
         """
         with self._lifecycle:
             self._stopping.set()
+            _RUNNING.discard(self)
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None or os.getpid() != self._pid:
                 return  # a forked child owns none of the parent's threads or sockets
@@ -195,6 +205,8 @@ class Runtime:
                 if name not in self._given:
                     provider.close()
             supervisor.stop()
+            if self._scrubber is not None:
+                self._scrubber.remove()
 
     def __enter__(self) -> Runtime:
         return self.start()
@@ -365,7 +377,7 @@ class Runtime:
         that has failed. Read from the HealthActor's published table (no message)."""
         supervisor = self._running()
         table = supervisor.directory.health_table()
-        models = self._configured_models() | set(table)
+        models = self._configured | set(table)
         now = self._clock.now()
         return {m: model_view(m, table.get(m, HEALTHY), now) for m in sorted(models)}
 
@@ -389,16 +401,9 @@ class Runtime:
         except SwitchoverError as error:
             raise KeyError(str(error)) from None
         had_row = self._operator_ask(supervisor, HEALTH, ResetModel(key))
-        if not had_row and key not in self._configured_models():
+        if not had_row and key not in self._configured:
             shown = supervisor.redact(model)
             raise KeyError(f"model {shown!r} is not in the health table (see health())")
-
-    def _configured_models(self) -> set[str]:
-        """Configured fallbacks and alias targets, which health() always lists."""
-        return {
-            resolve_model(self.config, m).key
-            for m in (*self.config.fallbacks, *self.config.aliases.values())
-        }
 
     def reset_profile(self, provider: str, profile: str) -> None:
         """Take one key out of cooldown and clear its failure count.
@@ -555,6 +560,17 @@ class Runtime:
         hold = InjectHold(release=release)
         supervisor.directory.tell(name, hold)
         return hold.entered
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Stop every runtime still running when the interpreter exits (a script that never
+    called stop(), or died before it did): in-flight requests end typed, threads end."""
+    for runtime in list(_RUNNING):
+        try:
+            runtime.stop()
+        except Exception:  # exiting anyway; one runtime's trouble must not skip the rest
+            log.exception("stopping a runtime at exit failed")
 
 
 def _terminal(error: BaseException) -> Terminal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from types import TracebackType
@@ -30,6 +31,12 @@ _CALL_OUTCOME: dict[type[KeyOutcome], CallOutcome] = {
     KeyFailed: "error",
     KeyReleased: "released",
 }
+#: What a caller's thread lets through from a provider's stream untouched.
+EXIT_SIGNALS = (KeyboardInterrupt, SystemExit)
+FORKED_STREAM = (
+    "this stream was opened in another process; its connection belongs to the parent "
+    "(open streams after forking)"
+)
 
 
 class Stream:
@@ -66,6 +73,7 @@ class Stream:
         self._attempts = committed.attempts
         self._text: list[str] = []
         self._finished = False
+        self._pid = os.getpid()
         # The stream is made as the committed answer reaches the caller: its first event's time.
         self._first_at = clock.now() if observer is not None else None
         self._usage: Usage | None = None
@@ -92,22 +100,33 @@ class Stream:
             return self._track(event)
         if self._finished:
             raise StopIteration
+        if os.getpid() != self._pid:
+            raise RuntimeStoppedError(FORKED_STREAM)
         try:
             event = next(self._source)
         except StopIteration:
-            self._interrupt(
-                Failure(kind=ErrorKind.TRANSIENT, message="the stream ended without a clean end")
+            failure = Failure(
+                kind=ErrorKind.TRANSIENT, message="the stream ended without a clean end"
             )
         except ProviderFailure as error:
-            self._interrupt(error.failure)
-        except Exception as error:  # an adapter bug still ends the stream cleanly for us
+            failure = error.failure
+        except EXIT_SIGNALS:
+            # Ctrl-C or a signal handler's sys.exit() landing in the caller's own read: the
+            # caller's to handle; the call counts as neither good nor bad.
+            self.close()
+            raise
+        except BaseException as error:  # an adapter bug still ends the stream cleanly for us
             log.error(
                 "provider stream raised unexpectedly: %s", redacted_traceback(error, self._redact)
             )
-            self._interrupt(
-                Failure(kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}")
+            failure = Failure(
+                kind=ErrorKind.UNKNOWN, message=f"adapter error: {type(error).__name__}"
             )
-        return self._track(event)
+        else:
+            return self._track(event)
+        # Raised outside the except clauses, so the public error has no __context__: the
+        # adapter's exception may quote the key, and an httpx one holds the request.
+        self._interrupt(failure)
 
     def _track(self, event: Event) -> Event:
         if isinstance(event, TextDelta):
@@ -135,7 +154,12 @@ class Stream:
         if self._finished:
             return
         self._finished = True
-        self._source_close()
+        try:
+            self._source_close()
+        finally:  # a Ctrl-C inside close() must not lose the outcome
+            self._report(outcome)
+
+    def _report(self, outcome: KeyOutcome) -> None:
         committed = self._committed
         served = committed.served_by
         self._directory.tell(profile_name(served.provider, served.profile), outcome)
@@ -182,14 +206,23 @@ class Stream:
         if close is not None:
             try:
                 close()
-            except Exception as error:
+            except EXIT_SIGNALS:
+                raise
+            except BaseException as error:
                 log.error(
                     "closing a provider stream raised: %s", redacted_traceback(error, self._redact)
                 )
 
     def close(self) -> None:
-        """Stop reading: release the connection; the outcome counts as neither good nor bad."""
+        """Stop reading: release the connection; the outcome counts as neither good nor bad.
+
+        In a child process after ``os.fork()`` it only forgets the stream: the connection
+        and the actors are the parent's.
+        """
         self._pending = None
+        if os.getpid() != self._pid:
+            self._finished = True
+            return
         self._finish(KeyReleased())
 
     def __enter__(self) -> Stream:

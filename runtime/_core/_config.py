@@ -10,12 +10,13 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from ._errors import ConfigError, RequestRejected
-from ._redact import Redactor, fingerprint
-from ._types import Request
+from ._redact import REDACTED, Redactor, fingerprint
+from ._types import MAX_SECONDS, Request
 from ._vocab import ErrorKind
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -34,6 +35,8 @@ def _positive(field: str, value: object, *, allow_zero: bool = False) -> None:
             f"must be a {'non-negative' if allow_zero else 'positive'} "
             f"finite number, got {value!r}",
         )
+    if value > MAX_SECONDS:
+        raise ConfigError(field, f"must be at most {MAX_SECONDS:g} seconds, got {value!r}")
 
 
 def _number_field(*, allow_zero: bool = False) -> Any:
@@ -159,13 +162,34 @@ class ProviderConfig:
                 raise ConfigError(
                     f"{where}.profiles.{profile}", "the key must be a non-empty string"
                 )
+            if any(c.isspace() or not c.isprintable() for c in key.strip()):
+                # A line break in a header value is a header injection, and it is echoed
+                # in the transport's errors where no redaction can find the key whole.
+                raise ConfigError(
+                    f"{where}.profiles.{profile}",
+                    "the key contains whitespace or a control character",
+                )
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
-        return (
+        text = (
             f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
-            f"base_url={self.base_url!r}, profiles={{{keys}}})"
+            f"base_url={public_url(self.base_url)!r}, profiles={{{keys}}})"
         )
+        return _redactor(tuple(self.profiles.values())).known(text)
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown: a password and query values replaced (keys go there)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{REDACTED}@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}={REDACTED}" if sep else name
+        for name, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _providers(value: object) -> tuple[ProviderConfig, ...]:
@@ -195,7 +219,7 @@ def _aliases(value: object) -> Mapping[str, str]:
     return dict(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Config:
     """Everything a :class:`Runtime` needs.
 
@@ -240,6 +264,10 @@ class Config:
             except RequestRejected as error:
                 raise ConfigError(field, str(error)) from None
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(Config))
+        return _redactor(self.secrets()).known(f"Config({fields})")
+
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider called ``name``, or None."""
         return next((p for p in self.providers if p.name == name), None)
@@ -253,23 +281,33 @@ class Config:
         cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
     ) -> Config:
         """Load a TOML file; ``${VAR}`` in any string is replaced from ``env`` (os.environ)."""
+        shown = repr(os.fspath(path))
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except OSError as error:
+            raise ConfigError("path", f"cannot read {shown}: {error.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
             raise ConfigError(
-                "path", f"cannot read {os.fspath(path)!r}: {error.strerror}"
+                "toml", f"{shown} is not UTF-8 text (byte {error.start}: {error.reason})"
             ) from None
-        return cls.from_toml_text(text, env=env)
+        return _load(text, env, shown)
 
     @classmethod
     def from_toml_text(cls, text: str, *, env: Mapping[str, str] | None = None) -> Config:
         """Like :meth:`from_toml`, from a string."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError("toml", str(error)) from None
-        data = _expand(data, os.environ if env is None else env, "")
-        return _build(data)
+        return _load(text, env, "the TOML text")
+
+
+def _load(text: str, env: Mapping[str, str] | None, source: str) -> Config:
+    try:
+        data = _expand(tomllib.loads(text), os.environ if env is None else env, "")
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("toml", f"{source}: {error}") from None
+    except RecursionError:
+        raise ConfigError("toml", f"{source}: nested too deeply") from None
+    return _build(data)
 
 
 def _expand(value: object, env: Mapping[str, str], where: str) -> Any:
@@ -372,6 +410,14 @@ def resolve_model(config: Config, name: str) -> ChainEntry:
 def _redactor(secrets: tuple[str, ...]) -> Redactor:
     # resolve_model runs for every chain entry of every request; build each redactor once.
     return Redactor(secrets)
+
+
+def configured_models(config: Config) -> frozenset[str]:
+    """The health keys the configuration names (fallbacks, alias targets): always listed
+    by ``health()``, never expired from the health table."""
+    return frozenset(
+        resolve_model(config, m).key for m in (*config.fallbacks, *config.aliases.values())
+    )
 
 
 def build_chain(config: Config, request: Request) -> tuple[ChainEntry, ...]:

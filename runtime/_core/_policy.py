@@ -186,7 +186,7 @@ def model_suspect(
     holds the single probe while it retries in place, and other requests skip the model
     meanwhile (a request with nothing after it still calls it). None: not healthy, so
     there is nothing to start (or an earlier probe holder's call may still be running)."""
-    if row.state is not HealthState.HEALTHY or _leased(row, now):
+    if row.state is not HealthState.HEALTHY or leased(row, now):
         return None
     return attrs.evolve(
         row,
@@ -253,12 +253,13 @@ def model_failure(
 def model_success(row: ModelRow, now: float, *, prober: bool) -> ModelRow:
     """A call succeeded: the model is healthy. Anyone else's success keeps a live probe
     lease, so that no second probe starts while the holder's call may still be running."""
-    if prober or not _leased(row, now):
+    if prober or not leased(row, now):
         return HEALTHY
     return ModelRow(probe_until=row.probe_until, probe_holder=row.probe_holder)
 
 
-def _leased(row: ModelRow, now: float) -> bool:
+def leased(row: ModelRow, now: float) -> bool:
+    """Whether a probe of ``row`` may still be running."""
     return row.probe_until is not None and now < row.probe_until
 
 

@@ -5,6 +5,7 @@ All are frozen attrs classes; none holds an API key.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 #: Largest ``max_tokens`` accepted; anything above is a typo, not a budget.
 MAX_TOKENS_LIMIT = 10_000_000
+#: Longest duration accepted anywhere (a year): beyond it a timeout is a typo, and past
+#: ``threading.TIMEOUT_MAX`` (~292 years) the thread waits themselves overflow.
+MAX_SECONDS = 365 * 86400.0
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
@@ -48,6 +52,17 @@ def _freeze_models(value: Any) -> tuple[str, ...]:
 def _freeze_tools(value: Any) -> tuple[Mapping[str, Any], ...]:
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
         raise TypeError(f"Request.tools must be a list of dicts, not {type(value).__name__}")
+    for index, tool in enumerate(value):
+        if not isinstance(tool, Mapping):
+            raise TypeError(f"Request.tools[{index}] must be a dict, not {type(tool).__name__}")
+        try:
+            json.dumps(tool, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as error:
+            # Found here, not by the adapter: there it would be retried as an adapter bug.
+            raise RequestRejected(
+                f"Request.tools[{index}] cannot be sent as JSON: {error}",
+                kind=ErrorKind.BAD_REQUEST,
+            ) from None
     return tuple(value)
 
 
@@ -120,7 +135,7 @@ def _check_request(request: Request) -> None:
                 f"Request.max_tokens={request.max_tokens} is outside 1..{MAX_TOKENS_LIMIT}"
             )
     _check_number("temperature", request.temperature, low=0.0, high=2.0)
-    _check_number("timeout", request.timeout, low=0.0, high=None)
+    _check_number("timeout", request.timeout, low=0.0, high=MAX_SECONDS)
 
 
 def _check_number(name: str, value: object, *, low: float, high: float | None) -> None:
@@ -132,7 +147,7 @@ def _check_number(name: str, value: object, *, low: float, high: float | None) -
     if name == "timeout":
         in_range = in_range and value > 0
     if not in_range:
-        bound = f"{low}..{high}" if high is not None else "a positive finite number"
+        bound = f"{low}..{high}" if name != "timeout" else f"positive, at most {high:g} seconds"
         raise _reject(f"Request.{name}={value!r} must be {bound}")
 
 

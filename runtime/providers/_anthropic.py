@@ -22,6 +22,7 @@ from ._wire import (
     as_dict,
     as_int,
     as_str,
+    endpoint,
     error_failure,
     json_object,
     protocol_failure,
@@ -53,9 +54,10 @@ class AnthropicWire:
         return "AnthropicWire()"
 
     def url(self, base_url: str) -> str:
-        base = base_url.rstrip("/")
         # Tolerate a base URL that already ends in /v1, as OpenAI-style configs do.
-        return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        return endpoint(
+            base_url, lambda path: path + ("/messages" if path.endswith("/v1") else "/v1/messages")
+        )
 
     def headers(self, key: str) -> dict[str, str]:
         return {

@@ -16,7 +16,7 @@ from typing import Any
 from .._core._redact import Redactor
 from .._core._types import Done, Event, ReasoningDelta, TextDelta, ToolCall, Usage
 from ._seam import ProviderCall
-from ._wire import Parser, as_dict, as_str, error_failure, protocol_failure, usage
+from ._wire import Parser, as_dict, as_str, endpoint, error_failure, protocol_failure, usage
 
 
 class OpenAIWire:
@@ -26,7 +26,7 @@ class OpenAIWire:
         return "OpenAIWire()"
 
     def url(self, base_url: str) -> str:
-        return base_url.rstrip("/") + "/chat/completions"
+        return endpoint(base_url, lambda path: path + "/chat/completions")
 
     def headers(self, key: str) -> dict[str, str]:
         return {

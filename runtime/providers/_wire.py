@@ -7,9 +7,10 @@ SSE events into switchover events. Both are pure: no I/O, no clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json import loads
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from .._core._classify import Failure, classify, transport_failure
 from .._core._redact import Redactor
@@ -112,6 +113,13 @@ def usage(
         cache_read_tokens=as_int(cache_read),
         cache_creation_tokens=as_int(cache_creation),
     )
+
+
+def endpoint(base_url: str, path: Callable[[str], str]) -> str:
+    """``base_url`` with its path mapped by ``path`` (given it without a trailing slash);
+    a query string stays at the end, where it belongs."""
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=path(parts.path.rstrip("/"))))
 
 
 def encode(body: Mapping[str, Any], redact: Redactor) -> bytes:

@@ -76,6 +76,13 @@ def health(rt: Runtime, model: str) -> Any:
     return rt.health().get(model)
 
 
+def state_of(rt: Runtime, model: str) -> HealthState:
+    """The model's health state; a model with no row (never failed, or healthy again and
+    not named by the configuration, so dropped) is healthy."""
+    row = health(rt, model)
+    return HealthState.HEALTHY if row is None else row.state
+
+
 def later(rt: Runtime, clock: FakeClock, seconds: float) -> None:
     """Move time on once the actors have recorded what happened so far (at its time)."""
     flush(rt)
@@ -351,9 +358,9 @@ def test_a_retry_succeeding_in_place_serves_the_request(
     done = rt.complete(req(GPT, HAIKU))
     assert (done.text, done.served_by.model) == ("third time", GPT)
     assert [a.outcome for a in done.attempts] == ["error", "error", "ok"]
-    # The retries ran on probation (the model's row appears); their success ends it.
-    row = health(rt, GPT)
-    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 0)
+    # The retries ran on probation; their success ends it, and a healthy row of a model
+    # the configuration does not name is dropped (the table stays bounded).
+    assert health(rt, GPT) is None
 
 
 def test_a_hung_target_goes_to_the_next_model_at_once(
@@ -663,8 +670,7 @@ def test_success_is_recorded_only_when_the_stream_ends_cleanly(
     next(stream)
     assert health(rt, GPT).state is HealthState.PROBING  # committed, not yet a success
     list(stream)
-    row = health(rt, GPT)
-    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 0)
+    assert health(rt, GPT) is None  # healthy again: an unconfigured model's row goes
     assert key_state(rt, "openai", "main")["successes"] == 1
 
 
@@ -683,7 +689,7 @@ def test_closing_early_counts_as_neither_success_nor_failure(
     assert (state["calls"], state["successes"], state["failures"]) == (2, 0, 1)
     # The released probe lets the next request probe again.
     assert rt.complete(req(GPT, HAIKU)).served_by.model == GPT
-    assert health(rt, GPT).state is HealthState.HEALTHY
+    assert health(rt, GPT) is None  # healthy: an unconfigured model's row goes
 
 
 # --- cooling, probing, disabled --------------------------------------------------------------
@@ -725,7 +731,7 @@ def test_disabled_is_reached_after_three_in_a_row_and_left_by_reset(
     assert len(scripted.calls_to("gpt-4o")) == 3
     scripted.script("gpt-4o", Reply("back"))
     rt.reset(GPT)
-    assert health(rt, GPT).state is HealthState.HEALTHY
+    assert state_of(rt, GPT) is HealthState.HEALTHY
     assert rt.complete(req(GPT, HAIKU)).text == "back"
 
 
@@ -740,7 +746,7 @@ def test_a_disabled_model_is_probed_after_the_probe_interval(
     clock.advance(100.0)
     scripted.script("gpt-4o", Reply("probe ok"))
     assert rt.complete(req(GPT, HAIKU)).text == "probe ok"
-    assert health(rt, GPT).state is HealthState.HEALTHY
+    assert state_of(rt, GPT) is HealthState.HEALTHY
 
 
 def test_counts_are_per_kind_in_the_health_table(
@@ -772,7 +778,7 @@ def test_reset_without_a_model_resets_every_model_and_every_key(
     assert {health(rt, m).state for m in (GPT, HAIKU, MINI)} == {HealthState.COOLING}
     assert key_state(rt, "openai", "main")["cooldown_remaining"] is not None
     rt.reset()
-    assert {health(rt, m).state for m in (GPT, HAIKU, MINI)} == {HealthState.HEALTHY}
+    assert {state_of(rt, m) for m in (GPT, HAIKU, MINI)} == {HealthState.HEALTHY}
     for profile in ("main", "backup"):
         state = key_state(rt, "openai", profile)
         assert (state["cooldown_remaining"], state["consecutive_failures"]) == (None, 0)
@@ -957,7 +963,7 @@ def test_when_cooling_ends_exactly_one_probe_reaches_the_provider(
         assert [(a.outcome, a.message) for a in error.attempts] == [
             ("skipped", "model probe in flight")
         ]
-    assert health(rt, GPT).state is HealthState.HEALTHY
+    assert state_of(rt, GPT) is HealthState.HEALTHY
 
 
 def test_when_a_key_cooldown_ends_exactly_one_caller_probes_the_key(
@@ -1035,7 +1041,7 @@ def test_a_transient_failure_puts_the_model_on_probation_while_it_is_retried(
     # A request with nothing after it still calls the model: probation never fails it.
     assert seen["alone"].served_by.model == GPT
     assert len(scripted.calls_to("gpt-4o")) == 3
-    assert health(rt, GPT).state is HealthState.HEALTHY
+    assert state_of(rt, GPT) is HealthState.HEALTHY
 
 
 def test_a_model_whose_in_place_retries_all_fail_cools_down_once(

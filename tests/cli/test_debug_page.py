@@ -215,11 +215,11 @@ def test_page_with_a_token_asks_for_it_and_sends_it(
     start: support.StartRuntime, browser: Browser
 ) -> None:
     rt = start(clock=None)
-    server = rt.serve_debug(token="s3cret-token")
+    server = rt.serve_debug(token="s3cret-token-for-the-page")
     browser.open(server.url + "/")
     browser.until("!document.getElementById('auth').hidden", what="the token form")
     browser.js(
-        "document.getElementById('token').value = 's3cret-token';"
+        "document.getElementById('token').value = 's3cret-token-for-the-page';"
         "document.getElementById('auth').requestSubmit()"
     )
     browser.until("document.querySelectorAll('#actors tbody tr').length > 0", what="the actors")
@@ -227,7 +227,7 @@ def test_page_with_a_token_asks_for_it_and_sends_it(
 
 def test_page_route_headers_and_token_rule(start: support.StartRuntime) -> None:
     rt: Runtime = start(metrics=True)
-    server = rt.serve_debug(token="s3cret-token")
+    server = rt.serve_debug(token="s3cret-token-for-the-page")
     page = httpx.get(server.url + "/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -237,7 +237,7 @@ def test_page_route_headers_and_token_rule(start: support.StartRuntime) -> None:
     assert "unsafe" not in csp
     assert httpx.get(server.url + "/debug/live").status_code == 401
     assert httpx.get(server.url + "/metrics").status_code == 401
-    auth = {"Authorization": "Bearer s3cret-token"}
+    auth = {"Authorization": "Bearer s3cret-token-for-the-page"}
     live = httpx.get(server.url + "/debug/live", headers=auth).json()
     assert set(live) == {"actors", "models", "transitions"}
     metrics = httpx.get(server.url + "/metrics", headers=auth)

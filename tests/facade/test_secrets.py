@@ -160,7 +160,7 @@ def test_no_key_leaves_by_any_channel(
                 ["reset-profile", server.url, "openai", CLAUDE],
             ):
                 main(argv)
-        with rt.serve_debug(token="debug-token") as server:
+        with rt.serve_debug(token="debug-token-0123456789") as server:
             main(["inspect", server.url, "--token", OPENAI_MAIN])
     finally:
         release.set()
