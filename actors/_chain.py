@@ -491,6 +491,7 @@ class _Walk:
             idle_timeout=provider_config.idle_timeout,
             clock=self.clock,
             cancel=self.run_msg.cancel,
+            request=self.request,
         )
         if self.observer is not None:
             self.observer.attempt_began(

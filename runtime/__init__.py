@@ -55,6 +55,7 @@ from .providers._seam import ProviderCall as ProviderCall
 from .providers._seam import ProviderFailure as ProviderFailure
 
 if TYPE_CHECKING:
+    from ._async import AsyncStream as AsyncStream
     from ._runtime import Runtime as Runtime
     from ._stream import Stream as Stream
 
@@ -70,6 +71,10 @@ def __getattr__(name: str) -> Any:
         from ._stream import Stream
 
         return Stream
+    if name == "AsyncStream":
+        from ._async import AsyncStream
+
+        return AsyncStream
     raise AttributeError(f"module 'switchover' has no attribute {name!r}")
 
 
@@ -79,6 +84,7 @@ logging.getLogger("switchover").addHandler(logging.NullHandler())
 
 __all__ = [
     "ActorSnapshot",
+    "AsyncStream",
     "Attempt",
     "AttemptBegan",
     "AttemptRecord",

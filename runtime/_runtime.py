@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import itertools
@@ -10,13 +11,16 @@ import os
 import queue
 import random
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
 import attrs
+import httpx
 import pykka
 
+from ._async import AsyncStream, Dispatcher, OpeningStream, Orphaned, Ticket
 from ._core._clock import Clock, SystemClock, default_rng
 from ._core._config import Config, build_chain, configured_models, resolve_model
 from ._core._errors import (
@@ -31,7 +35,7 @@ from ._core._observe import Observer, Observers, RequestClosed, RequestOpened, T
 from ._core._policy import HEALTHY, model_view
 from ._core._redact import RecordScrubber, Redactor
 from ._core._snapshot import ActorSnapshot, RuntimeSnapshot
-from ._core._types import Completion, ModelHealth, ReasoningDelta, Request, TextDelta, ToolCall
+from ._core._types import Collector, Completion, ModelHealth, Request
 from ._debug import DebugServer
 from ._logs import FailoverLog
 from ._metrics import Metrics, MetricsCollector
@@ -39,6 +43,7 @@ from ._stream import Stream
 from ._timeline import Timeline
 from ._tracing import Tracing
 from ._tracing import installed as tracing_installed
+from ._transport import AsyncTransport, Transport
 from .actors import Supervisor
 from .actors._base import REAL_TIME, ask, snapshot_of
 from .actors._directory import HEALTH, profile_name
@@ -142,6 +147,11 @@ class Runtime:
         self._observer: Observer = Observers([*builtin, given] if given else builtin)
         self._debug_servers: list[DebugServer] = []
         self._scrubber: RecordScrubber | None = None
+        # asyncio: the dispatcher thread (started by the first awaited request) and the
+        # cancel flags of awaited requests still alive, which stop() sets.
+        self._async_dispatcher: Dispatcher | None = None
+        self._dispatch_lock = threading.Lock()
+        self._cancels: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         # actor name -> (ref, future) of an Inspect not answered yet. Reusing it keeps a
         # stuck actor's mailbox from filling with our own inspects. Plain dict operations
         # (atomic); a race only sends one extra Inspect.
@@ -201,12 +211,16 @@ class Runtime:
             for server in self._debug_servers:
                 server.close()
             self._debug_servers.clear()
+            for cancel in list(self._cancels):
+                cancel.set()
             for name, provider in self._providers.items():
                 if name not in self._given:
                     provider.close()
             supervisor.stop()
             if self._scrubber is not None:
                 self._scrubber.remove()
+            if self._async_dispatcher is not None:
+                self._async_dispatcher.close()
 
     def __enter__(self) -> Runtime:
         return self.start()
@@ -263,14 +277,7 @@ class Runtime:
         if isinstance(answer, Failed):
             self._closed(answer.request_id, _terminal(answer.error), answer.error)
             raise answer.error
-        return Stream(
-            answer,
-            supervisor.directory,
-            self._stopping,
-            supervisor.redact,
-            clock=self._clock,
-            observer=self._observer,
-        )
+        return self._stream_of(supervisor, answer)
 
     def _dispatch(
         self, supervisor: Supervisor, message: RunRequest, timeout: float
@@ -325,6 +332,19 @@ class Runtime:
                 return worker
             # A crashed worker's stale ref: its replacement is in the queue on its own.
 
+    def _idle_now(self, supervisor: Supervisor) -> pykka.ActorRef[Any] | None:
+        """An idle chain worker without waiting, or None (see :meth:`_idle_worker`)."""
+        while True:
+            try:
+                worker = supervisor.idle.get_nowait()
+            except queue.Empty:
+                return None
+            if worker is None or self._stopping.is_set():
+                supervisor.idle.put(worker)
+                return None
+            if worker.is_alive():
+                return worker
+
     def _opened(self, message: RunRequest, retry_of: int | None) -> None:
         self._observer.request_opened(
             RequestOpened(
@@ -344,31 +364,165 @@ class Runtime:
             RequestClosed(request_id, outcome, self._clock.now(), retry_after)
         )
 
+    # -- asyncio (see _async.py for how a request travels) ------------------------------------
+
+    def astream(self, request: Request) -> OpeningStream:
+        """:meth:`stream` for asyncio: ``async with rt.astream(req) as stream`` (or await it).
+
+        No thread is held while the request waits for its commit, and the event loop never
+        blocks. Cancelling the task (a timeout, a client that went away) stops the walk and
+        frees its chain worker; a stream it already had is closed.
+
+        Example:
+            >>> async with rt.astream(request) as stream:
+            ...     async for event in stream: ...
+
+        Raises:
+            The errors of :meth:`stream`, when awaited.
+        """
+        return OpeningStream(self._aopen(request))
+
+    async def acomplete(self, request: Request) -> Completion:
+        """:meth:`complete` for asyncio."""
+        collector = Collector()
+        async with self.astream(request) as stream:
+            async for event in stream:
+                collector.add(event)
+            return collector.completion(stream.served_by, stream.attempts)
+
+    async def _aopen(self, request: Request) -> AsyncStream:
+        supervisor = self._running()
+        if not isinstance(request, Request):
+            raise TypeError(f"astream() needs a Request, not {type(request).__name__}")
+        chain = build_chain(self.config, request)
+        timeout = request.timeout if request.timeout is not None else self.config.request_timeout
+        # Its own cancel flag, so that the task's cancellation stops only its own walk; the
+        # runtime sets every live one when it stops (a weak set: no bookkeeping per request).
+        cancel = threading.Event()
+        self._cancels.add(cancel)
+        if self._stopping.is_set():
+            cancel.set()
+        message = RunRequest(
+            request_id=next(self._ids),
+            request=request,
+            chain=chain,
+            deadline=self._clock.now() + timeout,
+            cancel=cancel,
+        )
+        self._opened(message, None)
+        answer = await self._aanswer(supervisor, message, timeout)
+        if isinstance(answer, Failed):
+            self._closed(answer.request_id, _terminal(answer.error))
+            raise answer.error
+        return AsyncStream(self._stream_of(supervisor, answer))
+
+    async def _aanswer(
+        self, supervisor: Supervisor, message: RunRequest, timeout: float
+    ) -> Committed | Failed:
+        """:meth:`_dispatch` for asyncio: the same pool, the same crash and death rules."""
+        give_up = REAL_TIME.now() + timeout
+        crashes = 0
+        while True:
+            if self._stopping.is_set():
+                self._closed(message.request_id, "stopped")
+                raise RuntimeStoppedError("the runtime is stopping")
+            ticket = Ticket(
+                message, give_up, message.cancel, self._orphaned(supervisor, message.request_id)
+            )
+            self._dispatcher(supervisor).submit(ticket)
+            try:
+                async with asyncio.timeout(max(0.0, give_up - REAL_TIME.now()) + ANSWER_GRACE):
+                    answer = await ticket.answer
+            except pykka.ActorDeadError:
+                if self._stopping.is_set():
+                    self._closed(message.request_id, "stopped")
+                    raise RuntimeStoppedError("the runtime stopped during the request") from None
+                continue  # a dead worker never handled it: the next idle one gets it
+            except SwitchoverError as error:  # from the dispatcher: no worker in time
+                self._closed(message.request_id, _terminal(error))
+                raise
+            except TimeoutError:
+                # The late answer, if any, is released and closes the request.
+                message.cancel.set()
+                raise DeadlineExceeded("the request's deadline passed with no answer") from None
+            except asyncio.CancelledError:
+                message.cancel.set()  # stop the walk and free the worker; the answer closes it
+                raise
+            except Exception as error:
+                crashes += 1
+                log.error("chain worker crashed walking a request: %s", type(error).__name__)
+                if crashes > CRASH_RETRIES or REAL_TIME.now() >= give_up:
+                    self._closed(message.request_id, "failed")
+                    raise SwitchoverError(
+                        f"the request crashed {crashes} chain workers ({type(error).__name__}); "
+                        "this is a switchover bug"
+                    ) from None
+                self._closed(message.request_id, "crashed")
+                retry = attrs.evolve(message, request_id=next(self._ids))
+                self._opened(retry, message.request_id)
+                message = retry
+                continue
+            assert isinstance(answer, (Committed, Failed))
+            return answer
+
+    def _orphaned(self, supervisor: Supervisor, request_id: int) -> Orphaned:
+        """Release an answer whose task stopped waiting: its stream, and the request."""
+
+        def release(answer: Any, error: BaseException | None) -> None:
+            if isinstance(answer, Committed):
+                self._stream_of(supervisor, answer).close()
+            elif isinstance(answer, Failed):
+                self._closed(answer.request_id, _terminal(answer.error))
+            elif not isinstance(error, pykka.ActorDeadError):
+                self._closed(request_id, "released")
+
+        return release
+
+    def _stream_of(self, supervisor: Supervisor, answer: Committed) -> Stream:
+        return Stream(
+            answer,
+            supervisor.directory,
+            self._stopping,
+            supervisor.redact,
+            clock=self._clock,
+            observer=self._observer,
+        )
+
+    def _dispatcher(self, supervisor: Supervisor) -> Dispatcher:
+        dispatcher = self._async_dispatcher
+        if dispatcher is None:
+            with self._dispatch_lock:
+                if self._async_dispatcher is None:
+                    self._async_dispatcher = Dispatcher(
+                        lambda give_up: self._idle_worker(supervisor, give_up),
+                        lambda: self._idle_now(supervisor),
+                        supervisor.idle.put,
+                    )
+                dispatcher = self._async_dispatcher
+        return dispatcher
+
+    # -- drop-in transports for the official SDKs (see _transport.py) -----------------------
+
+    def transport(self) -> httpx.BaseTransport:
+        """An httpx transport that answers the openai and anthropic SDKs through the chain.
+
+        Example:
+            >>> client = openai.OpenAI(api_key="unused", base_url="http://switchover/v1",
+            ...     http_client=httpx.Client(transport=rt.transport()))
+        """
+        return Transport(self)
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        """:meth:`transport` for ``httpx.AsyncClient`` (``AsyncOpenAI``, ``AsyncAnthropic``)."""
+        return AsyncTransport(self)
+
     def complete(self, request: Request) -> Completion:
         """Stream the request to its end and return the whole answer."""
-        text: list[str] = []
-        reasoning: list[str] = []
-        tool_calls: list[ToolCall] = []
+        collector = Collector()
         with self.stream(request) as stream:
-            done = None
             for event in stream:
-                if isinstance(event, TextDelta):
-                    text.append(event.text)
-                elif isinstance(event, ReasoningDelta):
-                    reasoning.append(event.text)
-                elif isinstance(event, ToolCall):
-                    tool_calls.append(event)
-                else:
-                    done = event
-            return Completion(
-                text="".join(text),
-                tool_calls=tuple(tool_calls),
-                usage=done.usage if done else None,
-                finish_reason=done.finish_reason if done else None,
-                served_by=stream.served_by,
-                attempts=stream.attempts,
-                reasoning="".join(reasoning),
-            )
+                collector.add(event)
+            return collector.completion(stream.served_by, stream.attempts)
 
     # -- operators ---------------------------------------------------------------------------
 

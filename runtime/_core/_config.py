@@ -129,9 +129,34 @@ def _profiles(value: object) -> Mapping[str, str]:
     return dict(value)
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _strings(field: str, value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(field, "must be a table of strings")
+    return dict(value)
+
+
+def _headers(value: object) -> Mapping[str, str]:
+    return _strings("headers", value)
+
+
+def _query(value: object) -> Mapping[str, str]:
+    return _strings("query", value)
+
+
 @attrs.frozen(repr=False)
 class ProviderConfig:
-    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts."""
+    """One provider: its API flavour, base URL, key profiles (tried in order) and timeouts.
+
+    ``headers`` and ``query`` are sent with every call (a gateway's token, Azure OpenAI's
+    ``api-version``); ``key_header`` sends the key, as it is, in that header instead of the
+    API's own (Azure OpenAI: ``"api-key"``). Header and query values count as secrets:
+    never shown in a repr, redacted from messages.
+    """
 
     name: str
     api: Api
@@ -140,9 +165,23 @@ class ProviderConfig:
     connect_timeout: float = attrs.field(default=5.0, validator=_number_field())
     first_token_timeout: float = attrs.field(default=60.0, validator=_number_field())
     idle_timeout: float = attrs.field(default=60.0, validator=_number_field())
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
+    query: Mapping[str, str] = attrs.field(factory=dict, converter=_query)
+    key_header: str | None = None
 
     def __attrs_post_init__(self) -> None:
         where = f"providers[{self.name!r}]"
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ConfigError(f"{where}.headers", f"{name!r} is not a valid header name")
+            if any(c in value for c in "\r\n\0"):
+                raise ConfigError(
+                    f"{where}.headers.{name}", "a header value cannot hold CR, LF or NUL"
+                )
+        if self.key_header is not None and (
+            not isinstance(self.key_header, str) or not _HEADER_NAME.match(self.key_header)
+        ):
+            raise ConfigError(f"{where}.key_header", f"{self.key_header!r} is not a header name")
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError(
                 "providers.name", f"{self.name!r} must be letters, digits, '_', '.', '-'"
@@ -172,9 +211,16 @@ class ProviderConfig:
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{name}={fingerprint(key)}" for name, key in self.profiles.items())
+        extra = ""
+        if self.headers:
+            extra += f", headers={sorted(self.headers)}"
+        if self.query:
+            extra += f", query={sorted(self.query)}"
+        if self.key_header:
+            extra += f", key_header={self.key_header!r}"
         text = (
             f"ProviderConfig(name={self.name!r}, api={self.api!r}, "
-            f"base_url={public_url(self.base_url)!r}, profiles={{{keys}}})"
+            f"base_url={public_url(self.base_url)!r}, profiles={{{keys}}}{extra})"
         )
         return _redactor(tuple(self.profiles.values())).known(text)
 
@@ -273,8 +319,12 @@ class Config:
         return next((p for p in self.providers if p.name == name), None)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every configured API key (for redaction)."""
-        return tuple(key for p in self.providers for key in p.profiles.values())
+        """Every configured API key, header and query value (for redaction)."""
+        return tuple(
+            secret
+            for p in self.providers
+            for secret in (*p.profiles.values(), *p.headers.values(), *p.query.values())
+        )
 
     @classmethod
     def from_toml(

@@ -23,6 +23,32 @@ MAX_TOKENS_LIMIT = 10_000_000
 #: Longest duration accepted anywhere (a year): beyond it a timeout is a typo, and past
 #: ``threading.TIMEOUT_MAX`` (~292 years) the thread waits themselves overflow.
 MAX_SECONDS = 365 * 86400.0
+#: The wire formats ``Request.extra`` may carry fields for.
+EXTRA_APIS = ("openai", "anthropic")
+#: Body fields the wire formats own: ``Request.extra`` may not set them.
+RESERVED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "system",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "tools",
+        "stop",
+        "stop_sequences",
+        "top_p",
+        "seed",
+        "user",
+        "tool_choice",
+        "response_format",
+        "metadata",
+    }
+)
+_TOOL_CHOICES = frozenset({"auto", "none", "required"})
+_FORMATS = frozenset({"text", "json_object", "json_schema"})
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
@@ -66,6 +92,34 @@ def _freeze_tools(value: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(value)
 
 
+def _freeze_stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        raise TypeError(
+            f"Request.stop must be a string or a list of strings, not {type(value).__name__}"
+        )
+    return tuple(value)
+
+
+def _freeze_extra(value: Any) -> Mapping[str, Mapping[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            "Request.extra must be a dict of API name to a dict of body fields, "
+            f"not {type(value).__name__}"
+        )
+    frozen: dict[str, Mapping[str, Any]] = {}
+    for api, fields in value.items():
+        if api not in EXTRA_APIS:
+            raise TypeError(f"Request.extra keys are API names {EXTRA_APIS}, not {api!r}")
+        if not isinstance(fields, Mapping) or not all(isinstance(k, str) for k in fields):
+            raise TypeError(f"Request.extra[{api!r}] must be a dict with string keys")
+        frozen[api] = dict(fields)
+    return frozen
+
+
 @attrs.frozen
 class Request:
     """One LLM call: a model (or alias), messages, and optional per-request fallbacks.
@@ -73,6 +127,15 @@ class Request:
     Example:
         >>> Request(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
         Request(model='openai/gpt-4o', ...)
+
+    The fields are OpenAI-shaped; each wire format maps them to its provider's equivalent
+    (see docs/sdk.md): ``stop`` (a string or up to 4), ``top_p``, ``seed``, ``user`` (an
+    end-user id), ``tool_choice`` (``"auto"``, ``"none"``, ``"required"`` or
+    ``{"type": "function", "function": {"name": ...}}``), ``response_format``
+    (``{"type": "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}``),
+    ``metadata`` (string pairs). ``extra`` carries body fields with no common equivalent,
+    per wire format: ``{"anthropic": {"top_k": 5}, "openai": {"logprobs": True}}``; each
+    provider gets only its own format's fields, merged into its request body as they are.
 
     Wrong types raise ``TypeError``; values that no provider could accept (empty messages,
     an unknown role, a non-positive or absurd ``max_tokens``) raise ``RequestRejected``
@@ -86,6 +149,14 @@ class Request:
     temperature: float | None = None
     tools: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_freeze_tools)
     timeout: float | None = None
+    stop: tuple[str, ...] = attrs.field(default=(), converter=_freeze_stop)
+    top_p: float | None = None
+    seed: int | None = None
+    user: str | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    response_format: Mapping[str, Any] | None = None
+    metadata: Mapping[str, str] | None = None
+    extra: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=_freeze_extra)
 
     def __attrs_post_init__(self) -> None:
         _check_request(self)
@@ -136,6 +207,58 @@ def _check_request(request: Request) -> None:
             )
     _check_number("temperature", request.temperature, low=0.0, high=2.0)
     _check_number("timeout", request.timeout, low=0.0, high=MAX_SECONDS)
+    _check_number("top_p", request.top_p, low=0.0, high=1.0)
+    _check_options(request)
+
+
+def _check_options(request: Request) -> None:
+    """The fields beyond the prompt: types, then values (before any call is made)."""
+    for index, stop in enumerate(request.stop):
+        if not isinstance(stop, str):
+            raise TypeError(f"Request.stop[{index}] must be a str, not {type(stop).__name__}")
+    if len(request.stop) > 4 or any(not s for s in request.stop):
+        raise _reject("Request.stop takes at most 4 non-empty strings")
+    if request.seed is not None and (
+        isinstance(request.seed, bool) or not isinstance(request.seed, int)
+    ):
+        raise TypeError(f"Request.seed must be an int, not {type(request.seed).__name__}")
+    if request.user is not None and not isinstance(request.user, str):
+        raise TypeError(f"Request.user must be a str, not {type(request.user).__name__}")
+    choice = request.tool_choice
+    if isinstance(choice, str):
+        if choice not in _TOOL_CHOICES:
+            raise _reject(
+                f"Request.tool_choice={choice!r}; expected one of {sorted(_TOOL_CHOICES)} "
+                "or a function"
+            )
+    elif isinstance(choice, Mapping):
+        function = choice.get("function")
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise _reject(
+                'Request.tool_choice must name a function: {"type": "function", '
+                '"function": {"name": ...}}'
+            )
+    elif choice is not None:
+        raise TypeError(f"Request.tool_choice must be a str or a dict, not {type(choice).__name__}")
+    fmt = request.response_format
+    if fmt is not None:
+        if not isinstance(fmt, Mapping):
+            raise TypeError(f"Request.response_format must be a dict, not {type(fmt).__name__}")
+        if fmt.get("type") not in _FORMATS:
+            raise _reject(
+                f"Request.response_format type {fmt.get('type')!r}; expected one of "
+                f"{sorted(_FORMATS)}"
+            )
+    meta = request.metadata
+    if meta is not None and (
+        not isinstance(meta, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    ):
+        raise TypeError("Request.metadata must be a dict of strings to strings")
+    for api, fields in request.extra.items():
+        owned = sorted(RESERVED_FIELDS.intersection(fields))
+        if owned:
+            raise _reject(f"Request.extra[{api!r}] sets {', '.join(owned)}: use the Request fields")
 
 
 def _check_number(name: str, value: object, *, low: float, high: float | None) -> None:
@@ -250,6 +373,42 @@ class Completion:
     served_by: ServedBy
     attempts: tuple[Attempt, ...]
     reasoning: str = ""
+
+
+class Collector:
+    """Gathers a stream's events into a :class:`Completion` (``complete``, ``acomplete``)."""
+
+    __slots__ = ("_done", "_reasoning", "_text", "_tools")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: list[ToolCall] = []
+        self._done: Done | None = None
+
+    def add(self, event: Event) -> None:
+        """Take one event."""
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self._reasoning.append(event.text)
+        elif isinstance(event, ToolCall):
+            self._tools.append(event)
+        else:
+            self._done = event
+
+    def completion(self, served_by: ServedBy, attempts: tuple[Attempt, ...]) -> Completion:
+        """The whole answer so far."""
+        done = self._done
+        return Completion(
+            text="".join(self._text),
+            tool_calls=tuple(self._tools),
+            usage=done.usage if done else None,
+            finish_reason=done.finish_reason if done else None,
+            served_by=served_by,
+            attempts=attempts,
+            reasoning="".join(self._reasoning),
+        )
 
 
 @attrs.frozen

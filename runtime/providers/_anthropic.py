@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._core._redact import Redactor
-from .._core._types import Done, Event, ReasoningDelta, TextDelta, ToolCall
+from .._core._types import Done, Event, ReasoningDelta, Request, TextDelta, ToolCall
 from ._seam import ProviderCall
 from ._wire import (
     Parser,
@@ -50,6 +50,9 @@ _STOP_REASONS = {
 class AnthropicWire:
     """Builds messages requests and reads their answers."""
 
+    #: The header that carries the key (``ProviderConfig.key_header`` replaces it).
+    auth_header = "x-api-key"
+
     def __repr__(self) -> str:
         return "AnthropicWire()"
 
@@ -81,6 +84,8 @@ class AnthropicWire:
             body["temperature"] = min(call.temperature, MAX_TEMPERATURE)
         if call.tools:
             body["tools"] = [convert_tool(t) for t in call.tools]
+        if call.request is not None:
+            body.update(request_options(call.request, tools=bool(call.tools)))
         return body
 
     def parser(self, redact: Redactor) -> Parser:
@@ -119,6 +124,38 @@ class AnthropicWire:
             )
         )
         return events
+
+
+def request_options(request: Request, *, tools: bool) -> dict[str, Any]:
+    """The request's fields beyond the prompt, in Anthropic's words.
+
+    ``seed`` and ``response_format`` have no equivalent in the 2023-06-01 API and are not
+    sent; ``user`` (or ``metadata["user_id"]``) becomes ``metadata.user_id``, the only
+    metadata the API takes; ``tool_choice`` is sent only with tools.
+    """
+    body: dict[str, Any] = {}
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    user = request.user or (request.metadata or {}).get("user_id")
+    if user:
+        body["metadata"] = {"user_id": user}
+    if tools and request.tool_choice is not None:
+        body["tool_choice"] = convert_tool_choice(request.tool_choice)
+    body.update(request.extra.get("anthropic", {}))
+    return body
+
+
+#: OpenAI's ``tool_choice`` words and Anthropic's ``tool_choice.type`` for the same thing.
+TOOL_CHOICES: Mapping[str, str] = {"auto": "auto", "none": "none", "required": "any"}
+
+
+def convert_tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI ``tool_choice`` as Anthropic's."""
+    if isinstance(choice, str):
+        return {"type": TOOL_CHOICES.get(choice, choice)}
+    return {"type": "tool", "name": as_str(as_dict(choice.get("function")).get("name"))}
 
 
 def _stop_reason(value: object) -> str | None:

@@ -144,6 +144,7 @@ class HttpProvider:
         self.name = config.name
         self._wire = wire
         self._url = wire.url(config.base_url)
+        self._config = config
         self._clock = clock
         self._redact = redact
         # Keep-alive for one connection per chain worker; no cap on open connections, since
@@ -260,7 +261,8 @@ class HttpProvider:
             "POST",
             self._url,
             content=content,
-            headers=self._wire.headers(call.api_key),
+            headers=self._headers(call.api_key),
+            params=self._config.query or None,
             timeout=timeout,
             extensions={"trace": watch.trace},
         ) as response:
@@ -272,6 +274,16 @@ class HttpProvider:
             finally:
                 # Before the connection goes back to the pool: never shut it after this.
                 self._watchdog.unwatch(watch)
+
+    def _headers(self, key: str) -> dict[str, str]:
+        headers = self._wire.headers(key)
+        config = self._config
+        if config.key_header is not None:
+            del headers[self._wire.auth_header]
+            headers[config.key_header.lower()] = key.strip()
+        if config.headers:
+            headers.update({name.lower(): value for name, value in config.headers.items()})
+        return headers
 
     def _is_whole(
         self, response: httpx.Response, chunks: Iterator[bytes], call: ProviderCall, watch: Watch

@@ -22,6 +22,9 @@ from ._wire import Parser, as_dict, as_str, endpoint, error_failure, protocol_fa
 class OpenAIWire:
     """Builds chat-completions requests and reads their answers."""
 
+    #: The header that carries the key (``ProviderConfig.key_header`` replaces it).
+    auth_header = "authorization"
+
     def __repr__(self) -> str:
         return "OpenAIWire()"
 
@@ -48,6 +51,15 @@ class OpenAIWire:
             body["temperature"] = call.temperature
         if call.tools:
             body["tools"] = [dict(t) for t in call.tools]
+        request = call.request
+        if request is not None:
+            if request.stop:
+                body["stop"] = list(request.stop)
+            for name in ("top_p", "seed", "user", "tool_choice", "response_format", "metadata"):
+                value = getattr(request, name)
+                if value is not None:
+                    body[name] = value
+            body.update(request.extra.get("openai", {}))
         return body
 
     def parser(self, redact: Redactor) -> Parser:

@@ -17,7 +17,7 @@ import attrs
 
 from .._core._classify import Failure
 from .._core._clock import Clock
-from .._core._types import Event
+from .._core._types import Event, Request
 
 
 class ProviderFailure(Exception):
@@ -36,7 +36,9 @@ class ProviderCall:
     """One attempt: a model on one key, with its timeouts.
 
     ``deadline`` is on ``clock``'s scale; ``first_token_timeout`` is None when the attempt
-    may wait for its first event until the deadline (the last chain entry).
+    may wait for its first event until the deadline (the last chain entry). ``request`` is
+    the caller's request, for the fields beyond the prompt (``stop``, ``tool_choice``,
+    ``extra``...) that each wire format maps; the fields above win over its own.
     """
 
     model: str
@@ -51,6 +53,7 @@ class ProviderCall:
     idle_timeout: float
     clock: Clock = attrs.field(repr=False)
     cancel: threading.Event = attrs.field(repr=False)
+    request: Request | None = attrs.field(default=None, repr=False)
 
     def remaining(self) -> float:
         """Seconds left until the request's deadline (never negative)."""

@@ -41,6 +41,8 @@ class Parser(Protocol):
 class Wire(Protocol):
     """One API flavour: URL, headers, request body, and how to read the answer."""
 
+    auth_header: str  # the header of :meth:`headers` that carries the key
+
     def url(self, base_url: str) -> str:
         """The endpoint for ``base_url``."""
         ...

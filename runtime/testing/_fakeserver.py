@@ -148,6 +148,8 @@ class ServerRequest:
     max_tokens: int | None
     stream: bool
     body: Mapping[str, Any] = attrs.field(repr=False, eq=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False)
+    query: str = ""
 
 
 @attrs.frozen
@@ -420,7 +422,7 @@ class FakeServer:
         self, conn: socket.socket, target: str, headers: dict[str, str], raw: bytes
     ) -> bool:
         """Answer one request; False when the connection must not be reused."""
-        path = target.partition("?")[0]
+        path, _, query = target.partition("?")
         api = _ROUTES.get(path)
         try:
             body = json.loads(raw) if raw else {}
@@ -430,7 +432,11 @@ class FakeServer:
             status, error = (404, "no such route") if api is None else (400, "body is not JSON")
             _send(conn, _response(status, _error_body(api or "openai", status, error)))
             return True
-        key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+        key = (
+            headers.get("x-api-key")
+            or headers.get("api-key")  # Azure OpenAI
+            or headers.get("authorization", "").removeprefix("Bearer ")
+        )
         max_tokens = body.get("max_tokens")
         request = ServerRequest(
             at=self._clock.now(),
@@ -441,6 +447,8 @@ class FakeServer:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             stream=bool(body.get("stream", False)),
             body=body,
+            headers=headers,
+            query=query,
         )
         step = self._ceiling_error(request) or self._script.next(request.model, key, request)
         self._record(ServerCall(request=request, answer=step, status=_status_of(step)))

@@ -208,11 +208,18 @@ def fleet_config(*, workers: int = 16, base_url: str = "http://fleet.invalid") -
     ``c/last`` and the alias ``fast``, tuned for real time: millisecond cooldowns, 20 ms
     first-token and idle timeouts and a 2 s request timeout, so every mechanism (key and
     model cooldowns, probes, disabling, in-place retries, timeouts) fires within seconds."""
-    fast = {"connect_timeout": 0.05, "first_token_timeout": 0.02, "idle_timeout": 0.02}
 
     def provider(name: str, keys: int) -> ProviderConfig:
         profiles = {f"p{i}": f"sk-{name}-{i}-0123456789abcdef" for i in range(keys)}
-        return ProviderConfig(name=name, api="openai", base_url=base_url, profiles=profiles, **fast)
+        return ProviderConfig(
+            name=name,
+            api="openai",
+            base_url=base_url,
+            profiles=profiles,
+            connect_timeout=0.05,
+            first_token_timeout=0.02,
+            idle_timeout=0.02,
+        )
 
     return Config(
         providers=[provider("a", 3), provider("b", 2), provider("c", 1)],
