@@ -8,8 +8,9 @@ from typing import Any
 
 import attrs
 
+from .._core._classify import Failure
 from .._core._config import CooldownConfig
-from .._core._observe import ModelChange
+from .._core._observe import Cause, ModelChange
 from .._core._policy import (
     HEALTHY,
     ModelRow,
@@ -78,24 +79,31 @@ class HealthActor(SwitchoverActor[HealthTable]):
         self._next_sweep = 0.0
 
     def _set(
-        self, model: str, row: ModelRow, now: float, *, reset: bool = False, remote: bool = False
+        self, model: str, row: ModelRow, now: float, cause: Cause, failure: Failure | None = None
     ) -> None:
         old = self.table.get(model, HEALTHY)
         changed = (row.state, row.until) != (old.state, old.until)
-        if changed and not remote and row.origin is not None:
+        if changed and cause != "shared" and row.origin is not None:
             row = attrs.evolve(row, origin=None)  # this process changed it
         if old == row:
             return
         # Re-inserted at the end (or dropped): the table's order is the eviction order.
         self.table.pop(model, None)
-        if model in self._keep or not reset:  # a reset forgets an unconfigured model
+        if model in self._keep or cause != "reset":  # a reset forgets an unconfigured model
             self.table[model] = row
         self._evict(now)
         self.publish(MappingProxyType(dict(self.table)))
-        self._observe(model, old, row, now, reset=reset)
+        self._observe(model, old, row, now, cause=cause, failure=failure)
 
     def _observe(
-        self, model: str, old: ModelRow, row: ModelRow, now: float, *, reset: bool = False
+        self,
+        model: str,
+        old: ModelRow,
+        row: ModelRow,
+        now: float,
+        *,
+        cause: Cause,
+        failure: Failure | None = None,
     ) -> None:
         if self.observer is not None and (row.state, row.until) != (old.state, old.until):
             self.observer.model_changed(
@@ -105,9 +113,9 @@ class HealthActor(SwitchoverActor[HealthTable]):
                     until=row.until,
                     before=now,
                     after=self.clock.now(),
-                    reset=reset,
+                    cause=cause,
+                    kind=None if failure is None else failure.kind,
                     count=row.count,
-                    kind=row.kind,
                     probe_until=row.probe_until,
                     origin=row.origin,
                 )
@@ -116,7 +124,7 @@ class HealthActor(SwitchoverActor[HealthTable]):
     def _drop(self, models: list[str], now: float) -> None:
         for model in models:
             old = self.table.pop(model)
-            self._observe(model, old, HEALTHY, now)
+            self._observe(model, old, HEALTHY, now, cause="forgotten")
 
     def _evict(self, now: float) -> None:
         """Drop the stalest rows of unconfigured models beyond MAX_ROWS."""
@@ -148,25 +156,26 @@ class HealthActor(SwitchoverActor[HealthTable]):
         self._sweep(now)
         if isinstance(message, ModelSucceeded):
             row = self.table.get(message.model, HEALTHY)
+            cause: Cause = "probe" if message.probe else "success"
             row = model_success(row, message.began_at, now, prober=message.probe)
-            self._set(message.model, row, now)
+            self._set(message.model, row, now, cause)
             return None
         if isinstance(message, ModelFailed):
             row = self.table.get(message.model, HEALTHY)
             row = model_failure(
                 row, message.failure, message.began_at, now, self._cooldown, prober=message.probe
             )
-            self._set(message.model, row, now)
+            self._set(message.model, row, now, "failure", message.failure)
             return None
         if isinstance(message, ModelReleased):
             row = model_release(self.table.get(message.model, HEALTHY), message.began_at)
-            self._set(message.model, row, now)
+            self._set(message.model, row, now, "release")
             return None
         if isinstance(message, AcquireModel):
             before = self.table.get(message.model, HEALTHY)
             lease = max(0.0, message.lease_until - now)
             row, reason = model_grant(before, now, lease, holder=message.holder)
-            self._set(message.model, row, now)
+            self._set(message.model, row, now, "grant")
             if reason is not None:
                 return Refused(reason)
             # A model that is healthy again needs no probe: the caller holds nothing.
@@ -181,20 +190,20 @@ class HealthActor(SwitchoverActor[HealthTable]):
             )
             if suspect is None:
                 return Refused("not healthy")
-            self._set(message.model, suspect, now)
+            self._set(message.model, suspect, now, "suspect", message.failure)
             return Granted(probe=True)
         if isinstance(message, RemoteModelState):
             target = message.evidence.target
             row = model_remote(
                 self.table.get(target, HEALTHY), message.evidence, now, grace=message.grace
             )
-            self._set(target, row, now, remote=True)
+            self._set(target, row, now, "shared")
             return None
         if isinstance(message, ResetModel):
             models = list(self.table) if message.model is None else [message.model]
             known = [model for model in models if model in self.table]
             for model in known:
-                self._set(model, HEALTHY, now, reset=True)
+                self._set(model, HEALTHY, now, "reset")
             return bool(known)
         raise TypeError(f"HealthActor cannot handle {type(message).__name__}")
 

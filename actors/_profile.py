@@ -6,8 +6,9 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._core._classify import Failure
 from .._core._config import CooldownConfig
-from .._core._observe import KeyChange
+from .._core._observe import Cause, KeyChange
 from .._core._policy import (
     CLEAR,
     Cooldown,
@@ -63,7 +64,7 @@ class ProfileActor(SwitchoverActor[KeyState]):
         return f"ProfileActor({self.provider}/{self.profile})"
 
     def _set(
-        self, state: KeyState, now: float, *, reset: bool = False, remote: bool = False
+        self, state: KeyState, now: float, cause: Cause, failure: Failure | None = None
     ) -> None:
         old, self.state = self.state, state
         self.publish(state)
@@ -86,18 +87,19 @@ class ProfileActor(SwitchoverActor[KeyState]):
                     cooldown_until=track.until,
                     before=now,
                     after=after,
-                    reset=reset,
+                    cause=cause,
+                    kind=None if failure is None else failure.kind,
+                    retry_after=None if failure is None else failure.retry_after,
                     failures=track.failures,
-                    kind=state.last_kind,
                     # A remote transition names its process; the link publishes only ours.
-                    origin=track.origin if remote else None,
+                    origin=track.origin if cause == "shared" else None,
                 )
             )
 
     def handle(self, message: Any) -> Any:
         now = self.clock.now()
         if isinstance(message, KeySucceeded):
-            self._set(key_success(self.state, message.model, message.began_at, now), now)
+            self._set(key_success(self.state, message.model, message.began_at, now), now, "success")
             return None
         if isinstance(message, KeyFailed):
             state = key_failure(
@@ -109,27 +111,27 @@ class ProfileActor(SwitchoverActor[KeyState]):
                 cfg=self._cooldown,
                 jitter=key_jitter(self._rng),
             )
-            self._set(state, now)
+            self._set(state, now, "failure", message.failure)
             return None
         if isinstance(message, KeyReleased):
-            self._set(key_release(self.state, message.model, message.began_at), now)
+            self._set(key_release(self.state, message.model, message.began_at), now, "release")
             return None
         if isinstance(message, AcquireKey):
             model = message.model
             probe = key_gate(self.state, model, now) == "expired"
             lease = max(0.0, message.lease_until - now)
             state, granted = key_grant(self.state, model, now, lease)
-            self._set(state, now)
+            self._set(state, now, "grant")
             if granted:
                 return Granted(probe=probe)
             cooling = key_gate(state, model, now) == "cooling"
             return Refused("key cooling" if cooling else "key probe in flight")
         if isinstance(message, ResetKey):
-            self._set(key_reset(self.state), now, reset=True)
+            self._set(key_reset(self.state), now, "reset")
             return True
         if isinstance(message, RemoteKeyState):
             merged = key_remote(self.state, message.evidence, now, grace=message.grace)
-            self._set(merged, now, remote=True)
+            self._set(merged, now, "shared")
             return None
         raise TypeError(f"ProfileActor cannot handle {type(message).__name__}")
 

@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--out", default="chaos-report", help="directory for report.json and the plots"
     )
     chaos.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    chaos.add_argument(
+        "--metrics",
+        action="store_true",
+        help="run switchover with Prometheus metrics on and write its samples next to "
+        "report.json (metrics-<scenario>.prom; needs prometheus-client)",
+    )
     chaos.add_argument("--list", action="store_true", help="list the scenarios and exit")
     chaos.set_defaults(run=_lazy("run_chaos"))
 

@@ -13,7 +13,9 @@ The systems alternate in rounds so that drift in the machine's load hits them al
 "Added" is a system's median minus the direct stream's median in the same run; the ratio
 is switchover's added time over LiteLLM's. On a machine with two or more cores the
 measuring process is pinned to core 0 and the fake provider to core 1 (like ``taskset
--c``), so the provider's work does not compete with the client's.
+-c``), so the provider's work does not compete with the client's. The rows with metrics and
+tracing, and the in-process table of what they cost per request, come from
+``bench/_observed.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from switchover import Request, Runtime
 from ._client import stream_text
 from ._fleet import Fleet, key_for
 from ._metrics import percentile
+from ._observed import observed_runtimes, observer_costs
 from ._report import console as plain_console
 from ._report import row
 from ._scenario import FleetProvider, Load, Operator, Scenario
@@ -294,6 +297,8 @@ def run_overhead(args: argparse.Namespace) -> int:
         loop = _Loop()
         systems["switchover astream"] = _switchover_async(rt, loop)
         systems.update(_sdk_systems(rt, urls["openai"], loop))
+        observed = observed_runtimes(config)
+        systems.update({name: _switchover(runtime) for name, runtime in observed.items()})
         if not args.no_litellm:
             from .baselines import litellm_router
 
@@ -317,9 +322,12 @@ def run_overhead(args: argparse.Namespace) -> int:
         finally:
             loop.close()
             rt.stop()
+            for runtime in observed.values():
+                runtime.stop()
             client.close()
             fleet.stop()
     console.print(_table(results, thread_counts, list(systems), pinning))
+    console.print(observer_costs(thread_counts, args.requests))
     return 0
 
 

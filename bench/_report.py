@@ -159,3 +159,17 @@ def write_json(results: Sequence[ScenarioResult], out: Path) -> Path:
     path = out / "report.json"
     path.write_text(json.dumps(report_dict(results), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def write_prometheus(results: Sequence[ScenarioResult], out: Path) -> list[Path]:
+    """switchover's Prometheus samples of each scenario run with ``--metrics``, next to
+    report.json as ``metrics-<scenario>.prom``."""
+    written = []
+    for result in results:
+        run = result.run("switchover")
+        if run is not None and run.prometheus is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"metrics-{result.scenario.name}.prom"
+            path.write_text(run.prometheus)
+            written.append(path)
+    return written

@@ -24,10 +24,10 @@ SYSTEMS = ("switchover", "seed", "litellm", "oracle")
 LEAD = 0.05
 
 
-def make_system(name: str) -> System | str:
-    """A fresh system, or why it cannot run."""
+def make_system(name: str, *, metrics: bool = False) -> System | str:
+    """A fresh system, or why it cannot run; ``metrics`` turns switchover's metrics on."""
     if name == "switchover":
-        return Switchover()
+        return Switchover(metrics=metrics)
     if name == "oracle":
         return Oracle()
     if name == "seed":
@@ -53,6 +53,8 @@ class Run:
     skipped: str | None = None
     wall: float = 0.0
     speedup: float = 0.0
+    #: switchover's Prometheus samples (text format), in a run with metrics.
+    prometheus: str | None = None
 
 
 @attrs.frozen
@@ -85,9 +87,10 @@ def run_system(
     *,
     on_request: Callable[[int], None] | None = None,
     drain: float | None = None,
+    metrics: bool = False,
 ) -> Run:
     """Run one system through ``scenario`` on fresh fleet servers."""
-    system = make_system(name)
+    system = make_system(name, metrics=metrics)
     if isinstance(system, str):
         return Run(system=name, skipped=system)
     # A system too costly in CPU for the suite's compression runs the same story slower.
@@ -123,6 +126,7 @@ def run_system(
         metrics=compute(scenario, records, calls),
         wall=time.monotonic() - began,
         speedup=scenario.speedup,
+        prometheus=getattr(system, "prometheus", None),
     )
 
 
@@ -185,9 +189,11 @@ def run_suite(
     on_request: Callable[[int], None] | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
     drain: float | None = None,
+    metrics: bool = False,
 ) -> list[ScenarioResult]:
     """Every scenario against every system; callbacks report progress. An installed APART
-    system runs at the same time as the others, in its own process on its own fleet."""
+    system runs at the same time as the others, in its own process on its own fleet.
+    ``metrics`` runs switchover with its Prometheus metrics on (see ``Run.prometheus``)."""
     apart = [
         name
         for name in systems
@@ -203,7 +209,9 @@ def run_suite(
                     continue
                 if on_run is not None:
                     on_run(scenario, name)
-                runs[name] = run_system(fleet, scenario, name, on_request=on_request, drain=drain)
+                runs[name] = run_system(
+                    fleet, scenario, name, on_request=on_request, drain=drain, metrics=metrics
+                )
             for name in apart:
                 if on_run is not None:
                     on_run(scenario, name)

@@ -86,11 +86,17 @@ def switchover_config(scenario: Scenario, urls: Mapping[str, str]) -> Config:
 
 
 class Switchover:
-    """switchover's Runtime on the fleet; samples its health and key states as it runs."""
+    """switchover's Runtime on the fleet; samples its health and key states as it runs.
+
+    With ``metrics``, the runtime counts for Prometheus, and ``prometheus`` holds its
+    samples in the text format once it has stopped.
+    """
 
     name = "switchover"
 
-    def __init__(self) -> None:
+    def __init__(self, *, metrics: bool = False) -> None:
+        self.metrics = metrics
+        self.prometheus: str | None = None
         self.samples: list[Sample] = []
         self._rt: Runtime | None = None
         self._stop = threading.Event()
@@ -100,7 +106,7 @@ class Switchover:
 
     def start(self, scenario: Scenario, urls: Mapping[str, str]) -> None:
         self._scenario = scenario
-        self._rt = Runtime(switchover_config(scenario, urls)).start()
+        self._rt = Runtime(switchover_config(scenario, urls), metrics=self.metrics).start()
         self.samples = []
 
     def watch(self, clock: Clock) -> None:
@@ -174,6 +180,18 @@ class Switchover:
             self._sampler.join()
         if self._rt is not None:
             self._rt.stop()
+            if self.metrics:
+                self.prometheus = prometheus_text(self._rt)
+
+
+def prometheus_text(rt: Runtime) -> str:
+    """The runtime's metrics in the Prometheus text format (after stop: counters only)."""
+    import prometheus_client
+
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(rt.metrics_collector())
+    text: str = prometheus_client.generate_latest(registry).decode()
+    return text
 
 
 #: Story seconds the oracle looks ahead: its call reaches the fleet a moment after it

@@ -92,8 +92,15 @@ def run_chaos(args: argparse.Namespace) -> int:
                 + line
             )
 
-        run_suite(scenarios, systems, on_run=on_run, on_request=on_request, on_result=on_result)
-    from ._report import skipped, table, write_json
+        run_suite(
+            scenarios,
+            systems,
+            on_run=on_run,
+            on_request=on_request,
+            on_result=on_result,
+            metrics=args.metrics,
+        )
+    from ._report import skipped, table, write_json, write_prometheus
 
     # The table is wide; a pipe or a narrow terminal would squeeze every column to "…".
     console.print(table(results), width=max(console.width, 150))
@@ -101,6 +108,8 @@ def run_chaos(args: argparse.Namespace) -> int:
         console.print(line)
     path = write_json(results, out)
     console.print(f"report: {path}")
+    for samples in write_prometheus(results, out):
+        console.print(f"metrics: {samples}")
     if not args.no_plots:
         try:
             from ._plots import plot_all

@@ -7,6 +7,10 @@ Routes (every answer is JSON; errors are ``{"ok": false, "error": "..."}``)::
                                                     last_error, consecutive_failures}]}
     POST /api/v1/models/health/reset   {"model": "provider/model" or alias}  -> 200 or 404
     POST /api/v1/profiles/reset        {"provider": ..., "profile": ...}    -> 200 or 404
+    GET  /debug/live                   what the live page shows: actors (as published, no
+                                       message sent), models, recent state changes
+    GET  /                             the live page (HTML; see _debug_page.py)
+    GET  /metrics                      Prometheus text format (Runtime(metrics=True))
 
 Four routes do not need a framework: a ``ThreadingHTTPServer`` in one background thread,
 a handler per connection, HTTP/1.0 (one request per connection, so no idle keep-alive
@@ -48,6 +52,7 @@ from ._core._clock import SystemClock
 from ._core._errors import ConfigError, RuntimeStoppedError, SwitchoverError
 from ._core._redact import Redactor, scrub
 from ._core._types import ModelHealth
+from ._debug_page import PAGE, PAGE_HEADERS
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -98,6 +103,7 @@ class Reply:
 
     body: bytes
     content_type: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -168,7 +174,35 @@ def _reset_profile(runtime: Runtime, body: Body) -> Answer:
     return {"ok": True, "reset": f"{provider}/{profile}"}
 
 
+def _live(runtime: Runtime, body: Body) -> Answer:
+    # A page polls this every second: published state only, never a message to an actor.
+    return {
+        "actors": runtime.inspect(ask=False).to_dict(),
+        **health_document(runtime.health()),
+        "transitions": runtime.transitions(),
+    }
+
+
+def _page(runtime: Runtime, body: Body) -> Reply:
+    return Reply(PAGE, "text/html; charset=utf-8", PAGE_HEADERS)
+
+
+def _metrics(runtime: Runtime, body: Body) -> Reply:
+    from ._metrics import exposition
+
+    try:
+        collector = runtime.metrics_collector()
+    except ConfigError:
+        raise HttpError(
+            HTTPStatus.NOT_FOUND, "metrics are off: create the Runtime with metrics=True"
+        ) from None
+    return Reply(exposition(collector), "text/plain; version=0.0.4; charset=utf-8")
+
+
 ROUTES: Mapping[str, Route] = {
+    "/": Route("GET", _page),
+    "/metrics": Route("GET", _metrics, cached=True),
+    "/debug/live": Route("GET", _live, cached=True),
     "/debug/actors": Route("GET", _actors, cached=True),
     "/api/v1/models/health": Route("GET", _health, cached=True),
     "/api/v1/models/health/reset": Route("POST", _reset_model),
@@ -379,8 +413,11 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server.app
         headers: Mapping[str, str] = {}
         try:
-            app.check_access(self.headers)
             path = urlsplit(self.path).path
+            # The page holds no data, and a browser cannot send a token when it navigates:
+            # the page asks for the token and sends it with every fetch it makes.
+            if not (path == "/" and app.token is not None):
+                app.check_access(self.headers)
             route = ROUTES.get(path)
             if route is None:
                 known = ", ".join(f"{r.method} {p}" for p, r in ROUTES.items())
@@ -476,7 +513,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in headers.items():
+        for name, value in {**reply.headers, **headers}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":

@@ -39,7 +39,12 @@ from ._core._remote import Remote, RemoteModel
 from ._core._snapshot import ActorSnapshot, RuntimeSnapshot
 from ._core._types import Collector, Completion, ModelHealth, Request
 from ._debug import DebugServer
+from ._logs import FailoverLog
+from ._metrics import Metrics, MetricsCollector
 from ._stream import Stream
+from ._timeline import Timeline
+from ._tracing import Tracing
+from ._tracing import installed as tracing_installed
 from ._transport import AsyncTransport, Transport
 from .actors import Supervisor
 from .actors._base import REAL_TIME, ask, snapshot_of
@@ -104,6 +109,11 @@ class Runtime:
         rng: the randomness for jitter (default: seeded from the OS).
         observers: :class:`switchover.Observer` instances told of every request, call and
             state change (the history checker, metrics and log lines are observers).
+        metrics: count requests, calls, failovers and state changes for Prometheus (the
+            ``metrics`` extra); see :meth:`metrics_collector` and ``GET /metrics``.
+        tracing: make OpenTelemetry spans when opentelemetry-api is installed (the
+            ``otel`` extra); without a configured tracer provider they cost next to nothing.
+        tracer_provider: the provider for those spans (default: the global one).
     """
 
     def __init__(
@@ -114,6 +124,9 @@ class Runtime:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         observers: Iterable[Observer] = (),
+        metrics: bool = False,
+        tracing: bool = True,
+        tracer_provider: Any = None,
     ) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"Runtime needs a Config, not {type(config).__name__}")
@@ -128,13 +141,21 @@ class Runtime:
         self._lifecycle = threading.Lock()  # start/stop only; never taken on a request path
         self._ids = itertools.count(1)
         self._pid = os.getpid()
+        redact = Redactor(config.secrets())
+        self._metrics = Metrics(config, redact) if metrics else None
+        self._timeline = Timeline(self._clock, redact)
+        builtin: list[Observer] = [FailoverLog(redact), self._timeline]
+        if self._metrics is not None:
+            builtin.append(self._metrics)
+        if tracer_provider is not None or (tracing and tracing_installed()):
+            builtin.append(Tracing(config, redact, tracer_provider))
+        given = Observers(observers)  # refuses a bad argument with a clear error
+        # Always some: the log lines and the timeline watch every runtime.
         #: Shares key and model state with other processes (None: learn alone).
         self._link = _shared_link(config, self._clock, self._rng)
-        watching = Observers(observers)
         if self._link is not None:
-            watching = Observers([watching, self._link])
-        #: None when nobody watches: every site then pays one ``is None`` test.
-        self._observer: Observer | None = watching if watching else None
+            builtin.append(self._link)
+        self._observer: Observer = Observers([*builtin, given] if given else builtin)
         self._debug_servers: list[DebugServer] = []
         self._scrubber: RecordScrubber | None = None
         # asyncio: the dispatcher thread (started by the first awaited request) and the
@@ -266,10 +287,10 @@ class Runtime:
         try:
             answer = self._dispatch(supervisor, message, timeout)
         except BaseException as error:
-            self._closed(message.request_id, _terminal(error))
+            self._closed(message.request_id, _terminal(error), error)
             raise
         if isinstance(answer, Failed):
-            self._closed(answer.request_id, _terminal(answer.error))
+            self._closed(answer.request_id, _terminal(answer.error), answer.error)
             raise answer.error
         return self._stream_of(supervisor, answer)
 
@@ -340,20 +361,23 @@ class Runtime:
                 return worker
 
     def _opened(self, message: RunRequest, retry_of: int | None) -> None:
-        if self._observer is not None:
-            self._observer.request_opened(
-                RequestOpened(
-                    request_id=message.request_id,
-                    chain=tuple(entry.key for entry in message.chain),
-                    deadline=message.deadline,
-                    at=self._clock.now(),
-                    retry_of=retry_of,
-                )
+        self._observer.request_opened(
+            RequestOpened(
+                request_id=message.request_id,
+                chain=tuple(entry.key for entry in message.chain),
+                deadline=message.deadline,
+                at=self._clock.now(),
+                retry_of=retry_of,
             )
+        )
 
-    def _closed(self, request_id: int, outcome: Terminal) -> None:
-        if self._observer is not None:
-            self._observer.request_closed(RequestClosed(request_id, outcome, self._clock.now()))
+    def _closed(
+        self, request_id: int, outcome: Terminal, error: BaseException | None = None
+    ) -> None:
+        retry_after = error.retry_after if isinstance(error, ChainExhausted) else None
+        self._observer.request_closed(
+            RequestClosed(request_id, outcome, self._clock.now(), retry_after)
+        )
 
     # -- asyncio (see _async.py for how a request travels) ------------------------------------
 
@@ -645,6 +669,26 @@ class Runtime:
             return None
         self._inspecting[name] = (ref, future)
         return future
+
+    def transitions(self) -> list[dict[str, Any]]:
+        """The last key and model state changes, oldest first, as plain JSON values:
+        ``at`` (Unix time), ``what`` (``key`` or ``model``), ``name``, ``state``, ``cause``,
+        ``kind`` (the error kind, after a failure) and ``seconds`` (the cooldown's length)."""
+        return self._timeline.recent()
+
+    def metrics_collector(self) -> MetricsCollector:
+        """A Prometheus collector of this runtime's metrics, for any registry.
+
+        Example:
+            >>> rt = Runtime(config, metrics=True).start()
+            >>> prometheus_client.REGISTRY.register(rt.metrics_collector())
+
+        Raises:
+            ConfigError: the runtime was made without ``metrics=True``.
+        """
+        if self._metrics is None:
+            raise ConfigError("metrics", "this runtime was made without metrics=True")
+        return MetricsCollector(self, self._metrics)
 
     def serve_debug(
         self, host: str = "127.0.0.1", port: int = 0, token: str | None = None

@@ -16,7 +16,7 @@ from ._core._clock import Clock
 from ._core._errors import RuntimeStoppedError, StreamInterrupted
 from ._core._observe import AttemptRecord, CallOutcome, Observer, RequestClosed, Terminal
 from ._core._redact import Redactor, redacted_traceback
-from ._core._types import Attempt, Done, Event, ServedBy, TextDelta
+from ._core._types import Attempt, Done, Event, ServedBy, TextDelta, Usage
 from ._core._vocab import ErrorKind
 from .actors import Directory
 from .actors._directory import HEALTH, profile_name
@@ -74,6 +74,9 @@ class Stream:
         self._text: list[str] = []
         self._finished = False
         self._pid = os.getpid()
+        # The stream is made as the committed answer reaches the caller: its first event's time.
+        self._first_at = clock.now() if observer is not None else None
+        self._usage: Usage | None = None
 
     def __repr__(self) -> str:
         return f"Stream(served_by={self.served_by!r}, finished={self._finished})"
@@ -129,6 +132,7 @@ class Stream:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
         elif isinstance(event, Done):
+            self._usage = event.usage
             self._finish(KeySucceeded(*self._call_of()))
         return event
 
@@ -177,6 +181,7 @@ class Stream:
     def _record(self, observer: Observer, outcome: KeyOutcome) -> None:
         committed = self._committed
         ended = self._clock.now()
+        usage = self._usage
         failure = outcome.failure if isinstance(outcome, KeyFailed) else None
         observer.attempt_ended(
             AttemptRecord(
@@ -190,6 +195,9 @@ class Stream:
                 gate_at=committed.gate_at,
                 start=committed.started,
                 end=ended,
+                first_at=self._first_at,
+                input_tokens=None if usage is None else usage.input_tokens,
+                output_tokens=None if usage is None else usage.output_tokens,
             )
         )
         terminal: Terminal = "served" if isinstance(outcome, KeySucceeded) else "released"

@@ -21,8 +21,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import attrs
 
@@ -44,6 +44,21 @@ Terminal = Literal[
     "failed",  # any other error
 ]
 CallOutcome = Literal["ok", "error", "released", "skipped"]
+#: What made a key or a model change state: a call's failure or success, a probe's outcome
+#: (a model's single probe call), an operator's reset, a granted probe or a probation
+#: (``grant``, ``suspect``: the model goes ``probing``), a probe released unanswered, a
+#: model's row dropped from the health table (``forgotten``: it reads healthy again).
+Cause = Literal[
+    "failure",
+    "success",
+    "probe",
+    "reset",
+    "grant",
+    "suspect",
+    "release",
+    "forgotten",
+    "shared",  # another process's transition, applied here (Config.shared)
+]
 
 
 @attrs.frozen
@@ -64,6 +79,8 @@ class RequestClosed:
     request_id: int
     outcome: Terminal
     at: float
+    #: For ``exhausted``: seconds until the soonest chain entry can be called again.
+    retry_after: float | None = None
 
 
 @attrs.frozen
@@ -73,7 +90,9 @@ class AttemptRecord:
     ``model`` is the chain entry's ``provider/model`` key. For a call, ``gate_at`` is when
     the worker began reading the published key and model state, ``start`` when it had
     read them and called, ``end`` when the call (for a committed one: its stream) ended.
-    ``probe`` says the call ran under a granted model probe.
+    ``probe`` says the call ran under a granted model probe. A committed call also has
+    ``first_at`` (when its first event reached the caller) and the token counts its
+    provider reported, if any.
     """
 
     request_id: int
@@ -86,6 +105,9 @@ class AttemptRecord:
     gate_at: float
     start: float
     end: float
+    first_at: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 @attrs.frozen
@@ -93,9 +115,8 @@ class KeyChange:
     """A profile actor published a new cooldown deadline (None: no cooldown) for the whole
     key (``model`` None) or for one model's rate limit on it.
 
-    ``failures`` and ``kind`` are that cooldown's consecutive failures and the key's last
-    error kind; ``origin`` is None for a change this process made, else the origin id of the
-    other process whose shared transition was applied (``Config.shared``).
+    ``cause`` says why; after a failure, ``kind`` is its error kind and ``retry_after`` the
+    provider's own wait hint in seconds, if it sent one.
     """
 
     provider: str
@@ -104,30 +125,42 @@ class KeyChange:
     before: float
     after: float
     model: str | None = attrs.field(kw_only=True)
-    #: An operator reset, not evidence from a call.
-    reset: bool = attrs.field(default=False, kw_only=True)
-    failures: int = attrs.field(default=0, kw_only=True)
+    cause: Cause | None = attrs.field(default=None, kw_only=True)
     kind: ErrorKind | None = attrs.field(default=None, kw_only=True)
+    retry_after: float | None = attrs.field(default=None, kw_only=True)
+    #: That cooldown's consecutive failures; ``origin`` None for a change this process made,
+    #: else the origin id of the other process whose shared transition was applied.
+    failures: int = attrs.field(default=0, kw_only=True)
     origin: str | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def reset(self) -> bool:
+        """An operator reset, not evidence from a call."""
+        return self.cause == "reset"
 
 
 @attrs.frozen
 class ModelChange:
-    """The health actor published a new state for a model."""
+    """The health actor published a new state for a model; ``cause`` says why, and after
+    a failure ``kind`` is its error kind."""
 
     model: str
     state: HealthState
     until: float | None
     before: float
     after: float
-    #: An operator reset, not evidence from a call.
-    reset: bool = attrs.field(default=False, kw_only=True)
+    cause: Cause | None = attrs.field(default=None, kw_only=True)
+    kind: ErrorKind | None = attrs.field(default=None, kw_only=True)
     #: The row's run of one error kind, its probe lease (clock time) and, as for
     #: :class:`KeyChange`, where the change came from.
     count: int = attrs.field(default=0, kw_only=True)
-    kind: ErrorKind | None = attrs.field(default=None, kw_only=True)
     probe_until: float | None = attrs.field(default=None, kw_only=True)
     origin: str | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def reset(self) -> bool:
+        """An operator reset, not evidence from a call."""
+        return self.cause == "reset"
 
 
 @attrs.frozen
@@ -167,10 +200,24 @@ class Observer:
         """A request reached its terminal outcome."""
 
 
-class Observers(Observer):
-    """Several observers as one: each hook is passed to each, and a failing hook is contained."""
+HOOKS = (
+    "request_opened",
+    "attempt_began",
+    "attempt_ended",
+    "key_changed",
+    "model_changed",
+    "request_closed",
+)
 
-    __slots__ = ("_observers", "_warned")
+
+class Observers(Observer):
+    """Several observers as one: each hook is passed to each, and a failing hook is contained.
+
+    A hook goes only to the observers that override it (most watch a few hooks), as bound
+    methods looked up once.
+    """
+
+    __slots__ = ("_hooks", "_observers", "_warned")
 
     def __init__(self, observers: Iterable[Observer]) -> None:
         if isinstance(observers, Observer):
@@ -182,14 +229,22 @@ class Observers(Observer):
                 raise TypeError(
                     f"observers must be Observer instances, got {type(observer).__name__}"
                 )
+        self._hooks: dict[str, tuple[tuple[Observer, Callable[[Any], None]], ...]] = {
+            hook: tuple(
+                (observer, getattr(observer, hook))
+                for observer in self._observers
+                if getattr(type(observer), hook) is not getattr(Observer, hook)
+            )
+            for hook in HOOKS
+        }
 
     def __bool__(self) -> bool:
         return bool(self._observers)
 
     def _each(self, hook: str, event: Observed) -> None:
-        for observer in self._observers:
+        for observer, method in self._hooks[hook]:
             try:
-                getattr(observer, hook)(event)
+                method(event)
             except Exception:
                 # An observer must never break a request; say so once per observer and hook.
                 if (id(observer), hook) not in self._warned:

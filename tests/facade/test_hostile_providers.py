@@ -20,16 +20,16 @@ import support
 from hostile import POINTS, HostileProvider, LibraryAbort, Raise, Unprintable
 from switchover import (
     Config,
+    ErrorKind,
+    Failure,
     ProviderConfig,
     ProviderFailure,
     Request,
     RetryConfig,
     Runtime,
     SwitchoverError,
+    SystemClock,
 )
-from switchover._core._classify import Failure
-from switchover._core._clock import SystemClock
-from switchover._core._vocab import ErrorKind
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,6 +13,8 @@ import support
 from hostile import HostileProvider, Raise
 from switchover import (
     ChainExhausted,
+    ErrorKind,
+    Failure,
     ProviderFailure,
     Request,
     RetryConfig,
@@ -20,8 +22,6 @@ from switchover import (
     RuntimeStoppedError,
     TextDelta,
 )
-from switchover._core._classify import Failure
-from switchover._core._vocab import ErrorKind
 from switchover.testing import FakeServer, Reply, ScriptedProvider, inject_crash, inject_hold
 
 pytestmark = pytest.mark.timeout(60)

@@ -65,7 +65,9 @@ def cooldown(
     model: str | None = None,
     reset: bool = False,
 ) -> KeyChange:
-    return KeyChange("a", profile, until, before, after, model=model, reset=reset)
+    return KeyChange(
+        "a", profile, until, before, after, model=model, cause="reset" if reset else None
+    )
 
 
 def health(
@@ -77,7 +79,7 @@ def health(
     *,
     reset: bool = False,
 ) -> ModelChange:
-    return ModelChange(model, state, until, before, after, reset=reset)
+    return ModelChange(model, state, until, before, after, cause="reset" if reset else None)
 
 
 COOLING, DISABLED, HEALTHY = HealthState.COOLING, HealthState.DISABLED, HealthState.HEALTHY
