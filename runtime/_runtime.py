@@ -318,19 +318,26 @@ class Runtime:
                 raise DeadlineExceeded("the request's deadline passed with no answer") from None
             except Exception as error:
                 crashes += 1
-                log.error("chain worker crashed walking a request: %s", type(error).__name__)
-                if crashes > CRASH_RETRIES or REAL_TIME.now() >= give_up:
-                    raise SwitchoverError(
-                        f"the request crashed {crashes} chain workers ({type(error).__name__}); "
-                        "this is a switchover bug"
-                    ) from None
-                self._closed(message.request_id, "crashed")
-                retry = attrs.evolve(message, request_id=next(self._ids))
-                self._opened(retry, message.request_id)
+                retry = self._walk_again(message, error, crashes, give_up)
+                if retry is None:
+                    raise _crashed_too_often(error, crashes) from None
                 message = retry
                 continue
             assert isinstance(answer, (Committed, Failed))
             return answer
+
+    def _walk_again(
+        self, message: RunRequest, error: Exception, crashes: int, give_up: float
+    ) -> RunRequest | None:
+        """After a chain worker crashed walking ``message``: the same request under a new
+        id, or None once it has crashed too many workers or its time is up."""
+        log.error("chain worker crashed walking a request: %s", type(error).__name__)
+        if crashes > CRASH_RETRIES or REAL_TIME.now() >= give_up:
+            return None
+        self._closed(message.request_id, "crashed")
+        retry = attrs.evolve(message, request_id=next(self._ids))
+        self._opened(retry, message.request_id)
+        return retry
 
     def _idle_worker(self, supervisor: Supervisor, give_up: float) -> pykka.ActorRef[Any]:
         while True:
@@ -465,16 +472,10 @@ class Runtime:
                 raise
             except Exception as error:
                 crashes += 1
-                log.error("chain worker crashed walking a request: %s", type(error).__name__)
-                if crashes > CRASH_RETRIES or REAL_TIME.now() >= give_up:
+                retry = self._walk_again(message, error, crashes, give_up)
+                if retry is None:
                     self._closed(message.request_id, "failed")
-                    raise SwitchoverError(
-                        f"the request crashed {crashes} chain workers ({type(error).__name__}); "
-                        "this is a switchover bug"
-                    ) from None
-                self._closed(message.request_id, "crashed")
-                retry = attrs.evolve(message, request_id=next(self._ids))
-                self._opened(retry, message.request_id)
+                    raise _crashed_too_often(error, crashes) from None
                 message = retry
                 continue
             assert isinstance(answer, (Committed, Failed))
@@ -768,6 +769,13 @@ def _stop_at_exit() -> None:
             runtime.stop()
         except Exception:  # exiting anyway; one runtime's trouble must not skip the rest
             log.exception("stopping a runtime at exit failed")
+
+
+def _crashed_too_often(error: Exception, crashes: int) -> SwitchoverError:
+    return SwitchoverError(
+        f"the request crashed {crashes} chain workers ({type(error).__name__}); "
+        "this is a switchover bug"
+    )
 
 
 def _terminal(error: BaseException) -> Terminal:
