@@ -292,11 +292,10 @@ class _Walk:
                     return None
                 max_tokens = None if self.dropped else self.request.max_tokens
                 self.began_at = gate_at
-                outcome = self._call(profile, key, max_tokens, gate_at=gate_at)
+                outcome = self._call(name, profile, key, max_tokens, gate_at=gate_at)
                 held = False  # the call's outcome (or the stream) reports to the key
                 if isinstance(outcome, Committed):
                     return outcome
-                self._tell(name, KeyFailed(self.entry.key, outcome, began_at=gate_at))
                 if self.run_msg.cancel.is_set():
                     return self._fail(_stopped_error())
                 standing = Standing(
@@ -474,10 +473,12 @@ class _Walk:
     # -- one attempt -----------------------------------------------------------------------
 
     def _call(
-        self, profile: str, key: str, max_tokens: int | None, *, gate_at: float
+        self, name: str, profile: str, key: str, max_tokens: int | None, *, gate_at: float
     ) -> Committed | Failure:
-        """One provider call, as the current entry's probe holder if the walk is one;
-        ``gate_at`` is when the gates were read (for the history)."""
+        """One provider call with key actor ``name``'s key, as the current entry's probe
+        holder if the walk is one; ``gate_at`` is when the gates were read. A failure is
+        told to the key actor before the observers hear of it, so that their work never
+        widens the window in which other requests still pick the failing key."""
         entry = self.entry
         provider_config = self.config.provider(entry.provider)
         assert provider_config is not None
@@ -552,6 +553,7 @@ class _Walk:
             )
         if stream is not None:
             _close(stream, self.actor.redact)
+        self._tell(name, KeyFailed(entry.key, failure, began_at=gate_at))
         self._note(profile, failure, probe=self.probe, times=(gate_at, started, self.clock.now()))
         return failure
 
