@@ -35,6 +35,8 @@ def targets(result: ScenarioResult) -> dict[str, bool | None]:
     best = oracle.metrics if oracle else None
     theirs = seed.metrics if seed else None
     out: dict[str, bool | None] = {"success": None, "wasted": None, "p99": None, "vs_seed": None}
+    # Zero history-checker violations (issue 11); None where no history was kept.
+    out["history"] = None if run is None or run.violations is None else run.violations == 0
     if mine is None:
         return out
     out["wasted"] = mine.wasted == 0
@@ -68,6 +70,10 @@ def _s(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+#: The targets in the order the table marks them.
+MARKS = ("success", "wasted", "p99", "vs_seed", "history")
+
+
 def _mark(ok: bool | None) -> Text:
     return Text("·") if ok is None else (Text("✓", "green") if ok else Text("✗", "red"))
 
@@ -81,8 +87,9 @@ def table(results: Sequence[ScenarioResult]) -> Table:
             "probes · onset = calls into a fault window per fault onset · "
             "detect/recover = mean per fault episode · targets (switchover): "
             "success within 0.5 pt of oracle | no wasted call | p99 ≤ 1.3x oracle | "
-            "fewer wasted calls than seed (· = not applicable: the oracle below 100 %, or no "
-            "seed defect, or neither wasted a call)"
+            "fewer wasted calls than seed | no history violation (· = not applicable: the "
+            "oracle below 100 %, or no seed defect, or neither wasted a call) · viol. = "
+            "history-checker violations (switchover only)"
         ),
         show_lines=False,
         header_style="bold",
@@ -100,6 +107,7 @@ def table(results: Sequence[ScenarioResult]) -> Table:
         ("detect", "right"),
         ("recover", "right"),
         ("req/s", "right"),
+        ("viol.", "right"),
         ("targets", "left"),
     ):
         grid.add_column(name, justify=justify, no_wrap=name in ("system", "targets"))  # type: ignore[arg-type]
@@ -109,13 +117,13 @@ def table(results: Sequence[ScenarioResult]) -> Table:
             label = result.scenario.name if position == 0 else ""
             m: Metrics | None = run.metrics
             if m is None:
-                row(grid, label, run.system, Text("skipped", "dim"), *[""] * 10)
+                row(grid, label, run.system, Text("skipped", "dim"), *[""] * 11)
                 continue
             recover = _s(m.recover, 1)
             if m.recover_never:
                 recover = "never" if m.recover is None else f"{recover}+{m.recover_never}xnever"
             target_text = (
-                Text(" ").join(_mark(marks[k]) for k in ("success", "wasted", "p99", "vs_seed"))
+                Text(" ").join(_mark(marks[k]) for k in MARKS)
                 if run.system == "switchover"
                 else Text()
             )
@@ -133,6 +141,7 @@ def table(results: Sequence[ScenarioResult]) -> Table:
                 _s(m.detect, 1),
                 recover,
                 _s(m.throughput),
+                "-" if run.violations is None else str(run.violations),
                 target_text,
                 end_section=position == len(result.runs) - 1 and index < len(results) - 1,
             )
@@ -143,6 +152,21 @@ def skipped(results: Sequence[ScenarioResult]) -> list[str]:
     """Why each skipped system did not run, once per system (the table says only "skipped")."""
     reasons = {run.system: run.skipped for r in results for run in r.runs if run.skipped}
     return [f"{system} skipped: {reason}" for system, reason in reasons.items()]
+
+
+def violations(results: Sequence[ScenarioResult]) -> list[str]:
+    """The history violations of each scenario's switchover run: a heading, then the first
+    few as they are (plain text: they quote model and key names)."""
+    lines = []
+    for result in results:
+        run = result.run("switchover")
+        if run is None or not run.violations:
+            continue
+        lines.append(f"{result.scenario.name}: {run.violations} history violations")
+        lines.extend(f"  {text}" for text in run.first_violations)
+        if run.violations > len(run.first_violations):
+            lines.append(f"  ... and {run.violations - len(run.first_violations)} more")
+    return lines
 
 
 def report_dict(results: Sequence[ScenarioResult]) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from ._systems import Oracle, Sample, Switchover
 SYSTEMS = ("switchover", "seed", "litellm", "oracle")
 #: Wall seconds between arming the fleet and the first moment of the story.
 LEAD = 0.05
+#: How many of a run's history violations it keeps as text (all are counted).
+FIRST_VIOLATIONS = 5
 
 
 def make_system(name: str, *, metrics: bool = False) -> System | str:
@@ -55,6 +57,10 @@ class Run:
     speedup: float = 0.0
     #: switchover's Prometheus samples (text format), in a run with metrics.
     prometheus: str | None = None
+    #: How many rules of :mod:`switchover.testing`'s history checker switchover's run broke
+    #: (None: a system with no history), and the first ``FIRST_VIOLATIONS`` as text.
+    violations: int | None = None
+    first_violations: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -118,6 +124,9 @@ def run_system(
         fleet_calls = fleet.stop()
     calls = _story_calls(fleet_calls, clock)
     samples = tuple(getattr(system, "samples", ()))
+    # Checked once drive() has joined the request threads: every record is in.
+    check = getattr(system, "violations", None)
+    violations = None if check is None else check()
     return Run(
         system=name,
         records=tuple(records),
@@ -127,6 +136,8 @@ def run_system(
         wall=time.monotonic() - began,
         speedup=scenario.speedup,
         prometheus=getattr(system, "prometheus", None),
+        violations=None if violations is None else len(violations),
+        first_violations=tuple(str(v) for v in (violations or ())[:FIRST_VIOLATIONS]),
     )
 
 
@@ -246,6 +257,9 @@ def suite_dict(results: Sequence[ScenarioResult]) -> dict[str, Any]:
                             **run.metrics.to_dict(),
                             "speedup": run.speedup,
                             "wall_seconds": round(run.wall, 3),
+                            # The history checker's verdict (None: no history kept).
+                            "violations": run.violations,
+                            "first_violations": list(run.first_violations),
                         }
                     )
                     for run in result.runs

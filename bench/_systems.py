@@ -26,6 +26,7 @@ from switchover import (
     SwitchoverError,
     TextDelta,
 )
+from switchover.testing import History, Violation
 
 from ._client import HttpStatusError, StreamEventError, StreamTruncated, stream_text
 from ._fleet import key_for
@@ -86,7 +87,8 @@ def switchover_config(scenario: Scenario, urls: Mapping[str, str]) -> Config:
 
 
 class Switchover:
-    """switchover's Runtime on the fleet; samples its health and key states as it runs.
+    """switchover's Runtime on the fleet; samples its health and key states as it runs, and
+    records its history (:class:`switchover.testing.History`) for :meth:`violations`.
 
     With ``metrics``, the runtime counts for Prometheus, and ``prometheus`` holds its
     samples in the text format once it has stopped.
@@ -99,6 +101,7 @@ class Switchover:
         self.prometheus: str | None = None
         self.samples: list[Sample] = []
         self._rt: Runtime | None = None
+        self._history = History()
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
         self._clock: Clock | None = None
@@ -106,8 +109,17 @@ class Switchover:
 
     def start(self, scenario: Scenario, urls: Mapping[str, str]) -> None:
         self._scenario = scenario
-        self._rt = Runtime(switchover_config(scenario, urls), metrics=self.metrics).start()
+        self._history = History()
+        self._rt = Runtime(
+            switchover_config(scenario, urls), observers=[self._history], metrics=self.metrics
+        ).start()
         self.samples = []
+
+    def violations(self) -> tuple[Violation, ...]:
+        """The rules the run broke, checked against its config; call once its request
+        threads have ended (a request still open is one with no terminal outcome)."""
+        assert self._rt is not None
+        return self._history.check(self._rt.config)
 
     def watch(self, clock: Clock) -> None:
         """Sample ``rt.health()`` and the key profiles in ``rt.inspect()`` until stopped."""

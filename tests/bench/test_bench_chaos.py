@@ -7,11 +7,16 @@ from pathlib import Path
 
 import attrs
 import pytest
+from rich.console import Console
+from switchover import AttemptRecord, RequestClosed, RequestOpened
 from switchover._cli import main
 from switchover.bench import _suite as suite_module
+from switchover.bench import _systems
+from switchover.bench import cli as chaos_cli
 from switchover.bench._report import report_dict, table, targets, write_json
 from switchover.bench._scenario import parse_scenario
 from switchover.bench._suite import Run, run_suite
+from switchover.testing import History
 
 # A revoked primary key: switchover must rotate to the backup key at once, the seed
 # re-sends the revoked key, the oracle goes straight to the backup.
@@ -78,7 +83,7 @@ def test_switchover_rotates_keys_and_the_seed_resends_the_revoked_one(results: l
     assert mine.metrics.wasted <= 2
     assert mine.samples  # switchover's health was sampled while it ran
     assert any(s.keys.get("openai@main") == "cooling" for s in mine.samples)
-    assert set(targets(result)) == {"success", "wasted", "p99", "vs_seed"}
+    assert set(targets(result)) == {"success", "wasted", "p99", "vs_seed", "history"}
 
 
 @pytest.mark.parametrize(
@@ -111,6 +116,82 @@ def test_report_and_plots(results: list, tmp_path: Path) -> None:
     pngs = plot_all(results, tmp_path)
     assert [p.name for p in pngs] == ["small.png", "summary.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+
+
+def cells(text: str, system: str) -> list[str]:
+    """The cells of the table row of ``system`` in a printed table."""
+    (line,) = [line for line in text.splitlines() if f"│ {system} " in line]
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def test_switchover_breaks_no_history_rule(results: list) -> None:
+    (result,) = results
+    mine = result.run("switchover")
+    assert mine.violations == 0, mine.first_violations
+    assert mine.first_violations == ()
+    assert targets(result)["history"] is True
+    # Only switchover keeps a history: the others show "-" and null.
+    assert result.run("seed").violations is None
+    entry = report_dict(results)["scenarios"][0]
+    assert entry["systems"]["switchover"]["violations"] == 0
+    assert entry["systems"]["seed"]["violations"] is None
+    assert entry["targets"]["history"] is True
+    out = Console(width=200, record=True, markup=False)
+    out.print(table(results))
+    text = out.export_text()
+    assert cells(text, "switchover")[-2] == "0"
+    assert cells(text, "seed")[-2] == cells(text, "oracle")[-2] == "-"
+
+
+#: A call to a model outside its request's chain, by a request the runtime never made
+#: (its ids start at 1); the model's name is markup to rich.
+ALIEN = "openai/[bold]m[/x]"
+SEEDED = (
+    RequestOpened(-1, ("openai/gpt-4o",), 1e9, at=0.0),
+    AttemptRecord(-1, ALIEN, "openai", "main", "ok", None, False, 0.0, 0.0, 0.0),
+    RequestClosed(-1, "served", at=0.0),
+)
+BROKEN = f"[chain_order] request -1: {ALIEN} is not in its chain"
+
+
+def test_a_violation_reaches_the_run_the_json_and_the_console_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # switchover's history starts with a known violation; the run adds its own records.
+    monkeypatch.setattr(_systems, "History", lambda: History(SEEDED))
+    runs: list = []
+
+    def spy(*args: object, **kwargs: object) -> list:
+        got = run_suite(*args, **kwargs)  # type: ignore[arg-type]
+        runs.extend(got)
+        return got
+
+    monkeypatch.setattr(chaos_cli, "run_suite", spy)
+    scenario = tmp_path / "small.toml"
+    scenario.write_text(SMALL.replace("duration = 30", "duration = 8"))
+    argv = ["chaos", "--scenario", str(scenario), "--systems", "switchover,oracle"]
+
+    assert main([*argv, "--out", str(tmp_path), "--no-plots"]) == 0
+
+    (result,) = runs
+    mine = result.run("switchover")
+    assert mine.violations >= 1
+    assert BROKEN in mine.first_violations
+    assert targets(result)["history"] is False
+    data = json.loads((tmp_path / "report.json").read_text())
+    entry = data["scenarios"][0]
+    assert entry["systems"]["switchover"]["violations"] == mine.violations
+    assert BROKEN in entry["systems"]["switchover"]["first_violations"]
+    assert entry["targets"]["history"] is False
+    out = capsys.readouterr().out
+    row = cells(out, "switchover")
+    assert row[-2] == str(mine.violations)
+    assert row[-1].endswith("✗")
+    assert cells(out, "oracle")[-2] == "-"
+    # After the table, verbatim: rich read no markup in it.
+    lines = out.splitlines()
+    assert f"small: {mine.violations} history violations" in lines
+    assert f"  {BROKEN}" in lines
 
 
 def test_chaos_list_and_bad_scenario(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
