@@ -126,16 +126,6 @@ class RefKey:
     def callable(self, now: float) -> bool:
         return self.until is None or now >= self.until
 
-    def grant(self, now: float) -> bool:
-        if self.until is None:
-            return True
-        if now < self.until:
-            return False
-        if self.lease is not None and now < self.lease:
-            return False  # one caller takes a key whose cooldown ended
-        self.lease, self.lease_since = now + LEASE, now
-        return True
-
 
 class RefModel:
     """A model's health row, as DESIGN.md describes it."""
@@ -171,6 +161,8 @@ class RefModel:
         self.trial = None
         count = self.count + 1 if kind is self.kind else 1  # counts run per kind
         lease = None if prober else self.lease
+        if prober:
+            self.lease_since = None
         disables = kind in DISABLING and count >= CFG.disable_after
         if self.state is HealthState.DISABLED and not disables:
             # Only a reset or a probe after the interval lets traffic back.
@@ -281,7 +273,7 @@ class Policies(RuleBasedStateMachine):
         )
         if expected:
             for ref in refs:
-                ref.lease = self.now + LEASE
+                ref.lease, ref.lease_since = self.now + LEASE, self.now
         assert granted == expected
 
     @invariant()
