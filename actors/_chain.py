@@ -47,9 +47,11 @@ from .messages import (
     Committed,
     Failed,
     Granted,
+    KeyCommitted,
     KeyFailed,
     KeyOutcome,
     KeyReleased,
+    ModelCommitted,
     Refused,
     RunRequest,
     SuspectModel,
@@ -211,7 +213,11 @@ class _Walk:
         self.recovering = self.probe
         end = self._profiles()
         if isinstance(end, Committed):
-            return end  # the stream reports the call's outcome, the probe's too, when it ends
+            # The probe's commit ends the model's probation; the stream reports the call's
+            # outcome, the probe's too, when it ends.
+            if self.probe:
+                self._tell(HEALTH, ModelCommitted(self.entry.key, began_at=self.began_at))
+            return end
         model = self.entry.key
         outcome: KeyOutcome = KeyReleased(model, began_at=self.clock.now())
         if isinstance(end, NextModel) and end.report is not None:
@@ -293,8 +299,10 @@ class _Walk:
                 max_tokens = None if self.dropped else self.request.max_tokens
                 self.began_at = gate_at
                 outcome = self._call(name, profile, key, max_tokens, gate_at=gate_at)
-                held = False  # the call's outcome (or the stream) reports to the key
+                probed, held = held, False  # the call's outcome (or the stream) reports to the key
                 if isinstance(outcome, Committed):
+                    if probed:  # the key's probe committed: back in service at once
+                        self._tell(name, KeyCommitted(self.entry.key, began_at=gate_at))
                     return outcome
                 if self.run_msg.cancel.is_set():
                     return self._fail(_stopped_error())

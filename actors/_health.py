@@ -15,6 +15,7 @@ from .._core._policy import (
     HEALTHY,
     ModelRow,
     leased,
+    model_commit,
     model_failure,
     model_gate,
     model_grant,
@@ -32,6 +33,7 @@ from ._directory import HealthTable
 from .messages import (
     AcquireModel,
     Granted,
+    ModelCommitted,
     ModelFailed,
     ModelReleased,
     ModelSucceeded,
@@ -166,6 +168,10 @@ class HealthActor(SwitchoverActor[HealthTable]):
                 row, message.failure, message.began_at, now, self._cooldown, prober=message.probe
             )
             self._set(message.model, row, now, "failure", message.failure)
+            return None
+        if isinstance(message, ModelCommitted):
+            row = model_commit(self.table.get(message.model, HEALTHY), message.began_at, now)
+            self._set(message.model, row, now, "commit")
             return None
         if isinstance(message, ModelReleased):
             row = model_release(self.table.get(message.model, HEALTHY), message.began_at)

@@ -13,6 +13,7 @@ from .._core._policy import (
     CLEAR,
     Cooldown,
     KeyState,
+    key_commit,
     key_failure,
     key_gate,
     key_grant,
@@ -28,6 +29,7 @@ from ._cell import Cell
 from .messages import (
     AcquireKey,
     Granted,
+    KeyCommitted,
     KeyFailed,
     KeyReleased,
     KeySucceeded,
@@ -115,6 +117,9 @@ class ProfileActor(SwitchoverActor[KeyState]):
             return None
         if isinstance(message, KeyReleased):
             self._set(key_release(self.state, message.model, message.began_at), now, "release")
+            return None
+        if isinstance(message, KeyCommitted):
+            self._set(key_commit(self.state, message.model, message.began_at, now), now, "commit")
             return None
         if isinstance(message, AcquireKey):
             model = message.model

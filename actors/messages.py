@@ -5,9 +5,11 @@
 | RunRequest | facade (``Runtime``) | ChainActor | Committed or Failed |
 | AcquireKey | ChainActor | ProfileActor | Granted or Refused |
 | KeySucceeded, KeyFailed, KeyReleased | ChainActor, the committed stream | ProfileActor | — |
+| KeyCommitted | ChainActor | ProfileActor | — |
 | ResetKey | facade | ProfileActor | True |
 | AcquireModel, SuspectModel | ChainActor | HealthActor | Granted or Refused |
 | ModelSucceeded, ModelFailed, ModelReleased | ChainActor, the committed stream | HealthActor | — |
+| ModelCommitted | ChainActor | HealthActor | — |
 | ResetModel | facade | HealthActor | whether the model had a row |
 | Inspect | facade, ChainActor (as a barrier) | any actor | ActorSnapshot |
 | ActorCrashed | a crashed actor's thread | SupervisorActor | — |
@@ -139,6 +141,15 @@ KeyOutcome = KeySucceeded | KeyFailed | KeyReleased
 
 
 @attrs.frozen
+class KeyCommitted:
+    """The probe of the key for ``model``, begun at ``began_at``, committed: the key is
+    back in service; the call's outcome follows when its stream ends."""
+
+    model: str
+    began_at: float
+
+
+@attrs.frozen
 class ResetKey:
     """Take a key out of cooldown and clear its failure count."""
 
@@ -176,6 +187,15 @@ class ModelReleased:
 
 
 ModelOutcome = ModelSucceeded | ModelFailed | ModelReleased
+
+
+@attrs.frozen
+class ModelCommitted:
+    """The probe holder's call on the model, begun at ``began_at``, committed: the model is
+    back in service; the call's outcome follows when its stream ends."""
+
+    model: str
+    began_at: float
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ log = logging.getLogger("switchover.events")
 
 _HEALTHY_AGAIN = {
     "probe": "after probe",
+    "commit": "when its probe began answering",
     "success": "after a call succeeded",
     "reset": "after reset",
     "forgotten": "(its row left the health table)",

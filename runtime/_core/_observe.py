@@ -45,13 +45,15 @@ Terminal = Literal[
 ]
 CallOutcome = Literal["ok", "error", "released", "skipped"]
 #: What made a key or a model change state: a call's failure or success, a probe's outcome
-#: (a model's single probe call), an operator's reset, a granted probe or a probation
-#: (``grant``, ``suspect``: the model goes ``probing``), a probe released unanswered, a
-#: model's row dropped from the health table (``forgotten``: it reads healthy again).
+#: (a model's single probe call), a probe's commit (its first content event: the target
+#: is back in service), an operator's reset, a granted probe or a probation (``grant``,
+#: ``suspect``: the model goes ``probing``), a probe released unanswered, a model's row
+#: dropped from the health table (``forgotten``: it reads healthy again).
 Cause = Literal[
     "failure",
     "success",
     "probe",
+    "commit",
     "reset",
     "grant",
     "suspect",

@@ -59,6 +59,12 @@ def key_jitter(rng: random.Random) -> float:
 # already account for. It updates the counters, never the state. A tie is fresh news: a
 # reader reads its clock before the state, so a call whose gate read equals the change's
 # time may have seen it.
+#
+# A probe's probation ends when it commits (its first content event): the target is then
+# back in service for everyone. Its final outcome, seconds later at the stream's end, is
+# still news although the commit changed the state after the probe began: ``trial`` keeps
+# when its lease began, so that a probe whose stream fails after commit cools the target
+# again (the count kept from before), and one that ends cleanly clears the count.
 
 
 def _fresh(began_at: float, changed_at: float) -> bool:
@@ -75,13 +81,15 @@ class Cooldown:
 
     ``failures`` is the consecutive count: it survives expiry and resets only on success.
     ``probe_until``/``probe_since`` is the lease of the one caller let through once the
-    cooldown ended; ``changed_at`` is when it last cooled or healed.
+    cooldown ended; ``trial`` that lease's start once the probe committed (see above);
+    ``changed_at`` is when it last cooled or healed.
     """
 
     until: float | None = None
     failures: int = 0
     probe_until: float | None = None
     probe_since: float | None = None
+    trial: float | None = None
     changed_at: float = -math.inf
     #: Who set it: None for this process, else another process's origin id (shared state).
     origin: str | None = None
@@ -160,19 +168,37 @@ def key_cooldown(cfg: CooldownConfig, failures: int, failure: Failure, jitter: f
     return min(cfg.profile_max, max(cfg.profile_min, grown, failure.retry_after or 0.0))
 
 
+def _news(track: Cooldown, began_at: float) -> bool:
+    """Whether an outcome may change the track: fresh, or the committed probe's own."""
+    return _fresh(began_at, track.changed_at) or (
+        track.trial is not None and began_at >= track.trial
+    )
+
+
 def _unlease(track: Cooldown, began_at: float) -> Cooldown:
     """An outcome of the lease holder's call ends the lease (an older call's does not)."""
-    if track.probe_since is None or began_at < track.probe_since:
+    since = track.probe_since if track.trial is None else track.trial
+    if since is None or began_at < since:
         return track
-    return attrs.evolve(track, probe_until=None, probe_since=None)
+    return attrs.evolve(track, probe_until=None, probe_since=None, trial=None)
 
 
 def _heal(track: Cooldown, began_at: float, now: float) -> Cooldown:
-    if not _fresh(began_at, track.changed_at):
+    if not _news(track, began_at):
         return track
     if track.until is None:
-        return attrs.evolve(track, failures=0)
+        return attrs.evolve(track, failures=0, trial=None)
     return Cooldown(changed_at=now)
+
+
+def _commit(track: Cooldown, began_at: float, now: float) -> Cooldown:
+    """The lease holder's call committed: the cooldown is over, its count kept until the
+    call's own outcome (a trial)."""
+    if track.until is None or now < track.until or track.probe_since is None:
+        return track
+    if began_at < track.probe_since:
+        return track  # the lease moved on to another caller
+    return Cooldown(failures=track.failures, trial=track.probe_since, changed_at=now)
 
 
 def _cool(
@@ -184,7 +210,7 @@ def _cool(
     cfg: CooldownConfig,
     jitter: float,
 ) -> Cooldown:
-    if not _fresh(began_at, track.changed_at):
+    if not _news(track, began_at):
         return track  # the same episode: it was in flight when the key cooled
     failures = track.failures + 1
     until = now + key_cooldown(cfg, failures, failure, jitter)
@@ -196,7 +222,7 @@ def _cool(
 def _back_in_service(track: Cooldown, began_at: float, now: float) -> Cooldown:
     """A call that got past the key and failed for another reason proves that a key whose
     cooldown ended is back in service."""
-    if not _fresh(began_at, track.changed_at):
+    if not _news(track, began_at):
         return track
     track = _unlease(track, began_at)
     if track.until is not None and now >= track.until:
@@ -210,6 +236,13 @@ def key_success(state: KeyState, model: str, began_at: float, now: float) -> Key
     whole, limit = (_heal(t, began_at, now) for t in state.tracks(model))
     state = state._with(model, whole, limit)
     return attrs.evolve(state, calls=state.calls + 1, successes=state.successes + 1)
+
+
+def key_commit(state: KeyState, model: str, began_at: float, now: float) -> KeyState:
+    """The probe of a key whose cooldown for ``model`` ended committed: the key is back in
+    service for that model; the probe's final outcome still counts (a trial)."""
+    whole, limit = (_commit(t, began_at, now) for t in state.tracks(model))
+    return state._with(model, whole, limit)
 
 
 def key_failure(
@@ -268,7 +301,8 @@ def key_reset(state: KeyState) -> KeyState:
 class ModelRow:
     """One model's health. ``until`` ends a cooling period or, when disabled, the wait
     before the next allowed probe. ``kind``/``count`` is the current run of one kind.
-    ``changed_at`` is when the state last changed (see "evidence" above)."""
+    ``changed_at`` is when the state last changed (see "evidence" above); ``trial`` is
+    when the lease of the probe whose commit made it healthy began, until its outcome."""
 
     state: HealthState = HealthState.HEALTHY
     until: float | None = None
@@ -280,6 +314,7 @@ class ModelRow:
     #: The request holding the single probe (None: unknown or nobody), and since when.
     probe_holder: int | None = None
     probe_since: float | None = None
+    trial: float | None = None
     changed_at: float = -math.inf
     #: As for :class:`Cooldown`: who set the current state.
     origin: str | None = None
@@ -296,8 +331,9 @@ def model_gate(row: ModelRow, now: float) -> Gate:
 
 
 def model_needs_news(row: ModelRow) -> bool:
-    """Whether a success that is not the probe's still has something to tell the row."""
-    return row.state is not HealthState.HEALTHY or row.probe_until is not None
+    """Whether a success that is not the probe's still has something to tell the row (a
+    healthy row counts failures only after a probe's commit, until a clean end)."""
+    return row.state is not HealthState.HEALTHY or row.probe_until is not None or row.count > 0
 
 
 def model_grant(
@@ -334,14 +370,44 @@ def model_suspect(
         probe_until=now + lease,
         probe_holder=holder,
         probe_since=now,
+        trial=None,
         changed_at=now,
     )
 
 
 def _holds(row: ModelRow, began_at: float, prober: bool) -> bool:
-    """Whether an outcome is the current probe holder's: a probe whose lease ran out and
-    moved on to another request speaks for itself only."""
-    return prober and (row.probe_since is None or began_at >= row.probe_since)
+    """Whether an outcome is the current probe holder's (or the committed trial's): a probe
+    whose lease ran out and moved on to another request speaks for itself only."""
+    since = row.probe_since if row.trial is None else row.trial
+    return prober and (since is None or began_at >= since)
+
+
+def _model_news(row: ModelRow, began_at: float, prober: bool) -> bool:
+    """Whether an outcome may change the row: fresh, or the committed probe's own."""
+    return _fresh(began_at, row.changed_at) or (
+        row.trial is not None and _holds(row, began_at, prober)
+    )
+
+
+def model_commit(row: ModelRow, began_at: float, now: float) -> ModelRow:
+    """The probe holder's call committed: the model is healthy again for everyone, its
+    failure count kept until the probe's own outcome (a trial, see "evidence" above)."""
+    if row.state is HealthState.HEALTHY or not _holds(row, began_at, True):
+        return row
+    if row.probe_since is None:
+        return row  # no lease: nothing was let through as a probe
+    return attrs.evolve(
+        row,
+        state=HealthState.HEALTHY,
+        until=None,
+        reason=None,
+        probe_until=None,
+        probe_holder=None,
+        probe_since=None,
+        trial=row.probe_since,
+        changed_at=now,
+        origin=None,
+    )
 
 
 def model_failure(
@@ -361,7 +427,7 @@ def model_failure(
     anyone but the probe holder keeps the probe lease: the holder is still calling, and a
     second probe must not be let through while it does. A disabled model stays disabled.
     """
-    if not _fresh(began_at, row.changed_at):
+    if not _model_news(row, began_at, prober):
         return row
     prober = _holds(row, began_at, prober)
     kind = failure.kind
@@ -415,7 +481,7 @@ def model_success(row: ModelRow, began_at: float, now: float, *, prober: bool) -
     stream that started before a model failed proves nothing about it now). Anyone else's
     success keeps a live probe lease, so that no second probe starts while the holder's
     call may still be running."""
-    if not _fresh(began_at, row.changed_at):
+    if not _model_news(row, began_at, prober):
         return row
     changed_at = row.changed_at if row.state is HealthState.HEALTHY else now
     if _holds(row, began_at, prober) or not _leased(row.probe_until, now):
@@ -433,7 +499,7 @@ def model_release(row: ModelRow, began_at: float) -> ModelRow:
     probe already moved on to another request)."""
     if not _holds(row, began_at, True):
         return row
-    return attrs.evolve(row, probe_until=None, probe_holder=None, probe_since=None)
+    return attrs.evolve(row, probe_until=None, probe_holder=None, probe_since=None, trial=None)
 
 
 def leased(row: ModelRow, now: float) -> bool:

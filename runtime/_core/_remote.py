@@ -223,7 +223,12 @@ def _cooldown_remote(track: Cooldown, remote: RemoteKey, now: float, *, grace: f
         merged = attrs.evolve(track, failures=failures)
     else:
         merged = attrs.evolve(
-            track, until=until, failures=failures, changed_at=remote.at, origin=remote.origin
+            track,
+            until=until,
+            failures=failures,
+            trial=None,  # the local probe's outcome is old news against this
+            changed_at=remote.at,
+            origin=remote.origin,
         )
     if remote.prober is not None:
         assert merged.until is not None
@@ -255,6 +260,7 @@ def model_remote(row: ModelRow, remote: RemoteModel, now: float, *, grace: float
             until=now,
             probe_until=max(remote.probe_until, row.probe_until or remote.probe_until),
             probe_holder=None,
+            trial=None,
             origin=origin,
             changed_at=at,
         )
@@ -275,6 +281,7 @@ def model_remote(row: ModelRow, remote: RemoteModel, now: float, *, grace: float
                 if remote.state is HealthState.DISABLED
                 else None
             ),
+            trial=None,
             origin=origin,
             changed_at=at,
         )

@@ -22,9 +22,10 @@ The rules (:data:`RULES`):
     no call goes to a cooling or disabled model, except by the holder of a granted probe;
     a model on probation takes its probe holder and requests with no later chain entry.
 ``single_probe``
-    at most one request probes a model at a time. (A probe's lease ends 5 s after its
-    request's deadline; a committed probe stream still being read after that is not
-    expected in a checked run.)
+    at most one request probes a model at a time; a probe ends at its commit (the model's
+    ``commit`` change after the probe began) or at its end. (A probe's lease ends 5 s after
+    its request's deadline; a probe still uncommitted after that is not expected in a
+    checked run.)
 ``chain_order``
     a request walks its own chain forwards, never back, never outside it.
 ``attempt_bound``
@@ -40,7 +41,8 @@ The rules (:data:`RULES`):
     cooldown undone early by old news (the success of a call that began before the target
     cooled) still forbids the calls that follow. A heal inside the window is accepted when
     it is an operator reset (``reset`` on the change), or when a call that may not have
-    seen the cooling (its gates read after the change began) succeeded before it.
+    seen the cooling (its gates read after the change began) succeeded before it, or, for
+    a ``commit`` heal, was a probe that committed.
 
 Timing: the actors publish a change, then read the clock (``after``); a chain worker
 reads the clock (``gate_at``), then the published state, then the clock again (``start``)
@@ -193,7 +195,7 @@ def check(records: Iterable[Record], config: Config) -> tuple[Violation, ...]:
             if last:
                 lasts.add(id(attempt))
             violations.extend(gated)
-    violations.extend(_probes(attempts))
+    violations.extend(_probes(attempts, models))
     violations.extend(_evidence(attempts, keys, models, flagged, lasts))
     return tuple(violations)
 
@@ -339,7 +341,13 @@ def _model_open(state: KeyChange | ModelChange | None, at: float, probe: bool, l
     return probe and state.until is not None and state.until <= at
 
 
-def _probes(attempts: Mapping[int, Sequence[AttemptRecord]]) -> Iterator[Violation]:
+def _probes(
+    attempts: Mapping[int, Sequence[AttemptRecord]], models: Mapping[str, Sequence[ModelChange]]
+) -> Iterator[Violation]:
+    commits = {
+        model: sorted(c.after for c in changes if c.cause == "commit")
+        for model, changes in models.items()
+    }
     spans: dict[str, list[tuple[float, float, int]]] = collections.defaultdict(list)
     for request_id, made in attempts.items():
         by_model: dict[str, list[AttemptRecord]] = collections.defaultdict(list)
@@ -347,9 +355,16 @@ def _probes(attempts: Mapping[int, Sequence[AttemptRecord]]) -> Iterator[Violati
             if attempt.probe and attempt.outcome != "skipped":
                 by_model[attempt.model].append(attempt)
         for model, probes in by_model.items():
-            spans[model].append(
-                (min(a.gate_at for a in probes), max(a.end for a in probes), request_id)
-            )
+            start = min(a.gate_at for a in probes)
+            end = max(a.end for a in probes)
+            if any(a.first_at is not None for a in probes):
+                # Committed: the first commit published after it began ended the probe (an
+                # earlier one, by another probe, could only hide an overlap, not invent one).
+                ends = commits.get(model, [])
+                later = bisect.bisect_left(ends, max(a.start for a in probes))
+                if later < len(ends):
+                    end = min(end, ends[later])
+            spans[model].append((start, end, request_id))
     for model, windows in spans.items():
         windows.sort()
         latest_end, latest_id = float("-inf"), -1
@@ -381,6 +396,7 @@ def _evidence(
                     math.inf if c.state is HealthState.PROBING else c.until,
                     c.state is not HealthState.HEALTHY,
                     c.reset,
+                    c.cause == "commit",
                 )
                 for c in model_changes
             ],
@@ -398,7 +414,14 @@ def _evidence(
         on_scope = [a for a in on_key if scope is None or a.model == scope]
         windows = _windows(
             [
-                _Change(c.before, c.after, c.cooldown_until, c.cooldown_until is not None, c.reset)
+                _Change(
+                    c.before,
+                    c.after,
+                    c.cooldown_until,
+                    c.cooldown_until is not None,
+                    c.reset,
+                    c.cause == "commit",
+                )
                 for c in key_changes
             ],
             on_scope,
@@ -421,6 +444,8 @@ class _Change:
     until: float | None
     out: bool
     reset: bool
+    #: A heal at a probe's commit (explained by a committed probe, whatever its end).
+    commit: bool
 
 
 @attrs.frozen
@@ -452,17 +477,21 @@ def _windows(changes: Sequence[_Change], calls: Sequence[AttemptRecord]) -> Iter
     A heal by old news (a success of a call that began earlier) does not end it."""
     ordered = sorted(changes, key=lambda c: (c.before, c.after))
     successes = sorted(a.gate_at for a in calls if a.outcome == "ok")
+    committed = sorted(a.gate_at for a in calls if a.probe and a.first_at is not None)
     for rank, change in enumerate(ordered):
         if not change.out or change.until is None or change.until <= change.after:
             continue
         end, healed = change.until, math.inf
         first = bisect.bisect_left(successes, change.before)
+        probe = bisect.bisect_left(committed, change.before)
         for later in ordered[rank + 1 :]:
             if later.before >= end:
                 break
             if later.out and (later.until or 0.0) >= end:
                 continue  # extended
-            explained = first < len(successes) and successes[first] <= later.before
+            explained = (first < len(successes) and successes[first] <= later.before) or (
+                later.commit and probe < len(committed) and committed[probe] <= later.before
+            )
             if later.out or later.reset or explained:
                 # A caller that read the state after the change began may have seen it.
                 healed = later.before

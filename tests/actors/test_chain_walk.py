@@ -659,20 +659,45 @@ def test_a_stream_that_ends_without_done_is_interrupted(start: StartRuntime) -> 
     assert raised.value.partial_text == "half"
 
 
-def test_success_is_recorded_only_when_the_stream_ends_cleanly(
+def test_a_probe_commit_ends_probation_and_its_clean_end_clears_the_count(
     start: StartRuntime, scripted: ScriptedProvider, clock: FakeClock
 ) -> None:
-    scripted.script("gpt-4o", Fail(500, b.OPENAI_SERVER_ERROR), Reply("ok", chunks=2))
+    scripted.script("gpt-4o", Fail(500, b.OPENAI_SERVER_ERROR), Reply("ok", chunks=2), Reply())
     rt = start(make_config(retry=RetryConfig(attempts=1)))
     rt.complete(req(GPT, HAIKU))
     later(rt, clock, 10.0)  # cooling over: the next request is the probe
     stream = rt.stream(req(GPT, HAIKU))
     next(stream)
-    assert health(rt, GPT).state is HealthState.PROBING  # committed, not yet a success
+    # Committed: back in service for everyone, but not yet a success.
+    row = health(rt, GPT)
+    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 1)
+    assert key_state(rt, "openai", "main")["successes"] == 0
+    assert rt.complete(req(GPT, HAIKU)).served_by.model == GPT  # not skipped meanwhile
     list(stream)
     row = health(rt, GPT)
     assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 0)
-    assert key_state(rt, "openai", "main")["successes"] == 1
+    assert key_state(rt, "openai", "main")["successes"] == 2
+
+
+def test_a_committed_probe_cut_mid_stream_cools_the_model_for_longer(
+    start: StartRuntime, scripted: ScriptedProvider, clock: FakeClock
+) -> None:
+    # The commit made the model healthy after the probe began; its own verdict still counts.
+    scripted.script("gpt-4o", Fail(500, b.OPENAI_SERVER_ERROR), Cut(after=1, text="par"))
+    rt = start(make_config(retry=RetryConfig(attempts=1)))
+    rt.complete(req(GPT, HAIKU))
+    later(rt, clock, 10.0)
+    stream = rt.stream(req(GPT, HAIKU))
+    next(stream)
+    assert health(rt, GPT).state is HealthState.HEALTHY
+    with pytest.raises(StreamInterrupted):
+        list(stream)
+    row = health(rt, GPT)
+    assert (row.state, row.consecutive_failures, row.cooldown_remaining) == (
+        HealthState.COOLING,
+        2,
+        20.0,
+    )
 
 
 def test_closing_early_counts_as_neither_success_nor_failure(
@@ -684,13 +709,13 @@ def test_closing_early_counts_as_neither_success_nor_failure(
     later(rt, clock, 10.0)
     with rt.stream(req(GPT, HAIKU)) as stream:
         next(stream)
+    # The commit put the model back in service; closing proved nothing, so the count stays.
     row = health(rt, GPT)
-    assert (row.state, row.consecutive_failures) == (HealthState.PROBING, 1)
+    assert (row.state, row.consecutive_failures) == (HealthState.HEALTHY, 1)
     state = key_state(rt, "openai", "main")
     assert (state["calls"], state["successes"], state["failures"]) == (2, 0, 1)
-    # The released probe lets the next request probe again.
     assert rt.complete(req(GPT, HAIKU)).served_by.model == GPT
-    assert health(rt, GPT).state is HealthState.HEALTHY
+    assert health(rt, GPT).consecutive_failures == 0
 
 
 # --- cooling, probing, disabled --------------------------------------------------------------

@@ -17,6 +17,8 @@ from switchover._core._policy import (
     KEY_KINDS,
     MODEL_KINDS,
     KeyState,
+    ModelRow,
+    key_commit,
     key_cooldown,
     key_failure,
     key_gate,
@@ -25,6 +27,7 @@ from switchover._core._policy import (
     key_release,
     key_reset,
     key_success,
+    model_commit,
     model_failure,
     model_gate,
     model_grant,
@@ -330,6 +333,129 @@ def test_a_probe_that_moved_on_speaks_for_itself_only() -> None:
     assert reason is None
     assert model_release(row, NOW + 10.0) == row  # the first probe's stream, closed late
     assert model_release(row, NOW + 16.0).probe_until is None
+
+
+# --- a probe's commit ends its probation; its own outcome still counts --------------------------
+
+
+def probing_key(failures: int = 1) -> KeyState:
+    """A key rate-limited for M ``failures`` times, its cooldown over, the probe granted at
+    NOW + 100 (so the probe's call began then)."""
+    state = KeyState()
+    for i in range(failures):
+        state = key_failure(state, M, fail(K.RATE_LIMIT), NOW + i, NOW + i, cfg=CFG, jitter=1.0)
+    state, granted = key_grant(state, M, NOW + 100.0, lease=30.0)
+    assert granted
+    return state
+
+
+def test_a_key_probe_commit_puts_the_key_back_in_service_keeping_its_count() -> None:
+    state = key_commit(probing_key(2), M, NOW + 100.0, NOW + 101.0)
+    assert key_gate(state, M, NOW + 101.0) == "ready"
+    assert count(state) == 2
+    # Its clean end clears the count; a cut after commit cools the key for longer.
+    assert count(key_success(state, M, NOW + 100.0, NOW + 120.0)) == 0
+    cut = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 100.0, NOW + 120.0, cfg=CFG, jitter=1.0)
+    assert (count(cut), cut.until(M)) == (3, NOW + 120.0 + 20.0)
+
+
+def test_a_key_commit_of_a_call_that_is_not_the_probe_changes_nothing() -> None:
+    state = probing_key()
+    assert key_commit(state, M, NOW + 99.0, NOW + 101.0) == state  # began before the lease
+    ready = KeyState()
+    assert key_commit(ready, M, NOW, NOW + 1.0) == ready
+
+
+def test_after_a_key_commit_an_older_call_is_still_old_news() -> None:
+    state = key_commit(probing_key(), M, NOW + 100.0, NOW + 101.0)
+    # A call that began during the cooldown (before the probe) fails after the commit.
+    old = key_failure(state, M, fail(K.RATE_LIMIT), NOW + 50.0, NOW + 102.0, cfg=CFG, jitter=1.0)
+    assert key_gate(old, M, NOW + 102.0) == "ready"
+    # A reset forgets the trial: the probe's late cut is then old news like any other.
+    reset = key_reset(state)
+    assert key_failure(reset, M, fail(K.RATE_LIMIT), NOW + 100.0, NOW + 102.0, cfg=CFG, jitter=1.0)
+
+
+def probing_row(
+    kind: ErrorKind = K.TRANSIENT, failures: int = 1, at: float = NOW + 100.0
+) -> ModelRow:
+    """A model cooled ``failures`` times, its probe granted to request 7 ``at``."""
+    row = HEALTHY
+    for i in range(failures):
+        row = model_failure(row, fail(kind), NOW + i, NOW + i, CFG)
+    row, reason = model_grant(row, at, lease=30.0, holder=7)
+    assert reason is None
+    return row
+
+
+def test_a_model_probe_commit_makes_it_healthy_for_everyone_keeping_its_count() -> None:
+    row = model_commit(probing_row(failures=2), NOW + 100.0, NOW + 101.0)
+    assert (row.state, row.count, row.probe_until, row.changed_at) == (
+        HealthState.HEALTHY,
+        2,
+        None,
+        NOW + 101.0,
+    )
+    assert model_grant(row, NOW + 101.0, lease=30.0) == (row, None)  # anyone may call it
+    assert model_success(row, NOW + 100.0, NOW + 120.0, prober=True).count == 0
+
+
+def test_a_committed_probe_cut_mid_stream_cools_the_model_for_longer() -> None:
+    row = model_commit(probing_row(failures=2), NOW + 100.0, NOW + 101.0)
+    cut = model_failure(row, fail(K.TRANSIENT), NOW + 100.0, NOW + 120.0, CFG)
+    assert (cut.state, cut.count, cut.until) == (HealthState.COOLING, 3, NOW + 120.0 + 40.0)
+
+
+def test_a_committed_probation_ends_too() -> None:
+    suspect = model_suspect(HEALTHY, fail(K.TRANSIENT), NOW, lease=30.0, holder=7)
+    assert suspect is not None
+    row = model_commit(suspect, NOW + 1.0, NOW + 2.0)  # the holder's retry committed
+    assert (row.state, row.count) == (HealthState.HEALTHY, 0)
+    assert model_view("m", row, NOW + 2.0).state is HealthState.HEALTHY
+
+
+def test_a_model_commit_that_is_not_the_holders_changes_nothing() -> None:
+    row = probing_row()
+    assert model_commit(row, NOW + 99.0, NOW + 101.0) == row  # began before the lease
+    assert model_commit(HEALTHY, NOW, NOW + 1.0) == HEALTHY
+    cooling = model_failure(HEALTHY, fail(K.TRANSIENT), NOW, NOW, CFG)  # nobody let through
+    assert model_commit(cooling, NOW + 20.0, NOW + 21.0) == cooling
+
+
+def test_after_a_model_commit_only_the_probe_and_newer_calls_are_news() -> None:
+    row = model_commit(probing_row(), NOW + 100.0, NOW + 101.0)
+    # Begun during the cooldown, before the probe: old news either way.
+    assert model_failure(row, fail(K.TRANSIENT), NOW + 50.0, NOW + 102.0, CFG) == row
+    assert model_failure(row, fail(K.TRANSIENT), NOW + 50.0, NOW + 102.0, CFG, prober=False) == row
+    # Begun after the commit: counts, and continues the run of failures.
+    newer = model_failure(row, fail(K.TRANSIENT), NOW + 101.5, NOW + 103.0, CFG, prober=False)
+    assert (newer.state, newer.count) == (HealthState.COOLING, 2)
+    # Once it has, the probe's own late verdict is old news.
+    assert model_success(newer, NOW + 100.0, NOW + 104.0, prober=True) == newer
+
+
+def test_a_new_probation_after_a_commit_is_not_healed_by_the_old_probe() -> None:
+    row = model_commit(probing_row(), NOW + 100.0, NOW + 101.0)
+    suspect = model_suspect(row, fail(K.TRANSIENT), NOW + 102.0, lease=30.0, holder=8)
+    assert suspect is not None
+    assert suspect.trial is None
+    assert model_success(suspect, NOW + 100.0, NOW + 110.0, prober=True) == suspect
+
+
+def test_a_committed_probe_closed_early_ends_its_trial_keeping_the_count() -> None:
+    row = model_release(model_commit(probing_row(), NOW + 100.0, NOW + 101.0), NOW + 100.0)
+    assert (row.state, row.count, row.trial) == (HealthState.HEALTHY, 1, None)
+    assert model_failure(row, fail(K.TRANSIENT), NOW + 100.0, NOW + 110.0, CFG) == row
+
+
+def test_a_disabled_model_is_back_at_its_probes_commit() -> None:
+    probe_at = NOW + 2.0 + CFG.disabled_probe_interval
+    row = probing_row(K.MODEL_MISSING, failures=3, at=probe_at)
+    assert row.state is HealthState.DISABLED
+    row = model_commit(row, probe_at, probe_at + 1.0)
+    assert (row.state, row.reason, row.count) == (HealthState.HEALTHY, None, 3)
+    again = model_failure(row, fail(K.MODEL_MISSING), probe_at, probe_at + 2.0, CFG)
+    assert again.state is HealthState.DISABLED
 
 
 # --- model health ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ small reference model written from DESIGN.md's tables ("Time, cooldown and healt
 The reference is deliberately naive: plain fields and the sentences of the design, no
 shared code with the policy module. Every outcome comes from a call that began some time
 ago (``ago``): one that began before the target last changed is old news and must leave
-it as it is.
+it as it is, except the final outcome of the probe whose commit made it callable again.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from switchover._core._policy import (
     CLEAR,
     HEALTHY,
     KeyState,
+    key_commit,
     key_failure,
     key_gate,
     key_grant,
     key_release,
     key_reset,
     key_success,
+    model_commit,
     model_failure,
     model_gate,
     model_grant,
@@ -73,24 +75,36 @@ class RefKey:
         self.n = 0  # consecutive failures: survives expiry, reset only by success
         self.until: float | None = None
         self.lease: float | None = None
+        self.lease_since: float | None = None  # when the probe's lease was granted
+        self.trial: float | None = None  # that grant, once the probe committed
         self.changed = changed  # when it last cooled or healed
 
     def old(self, began: float) -> bool:
-        return began < self.changed
+        # A call that began before the last change; the committed probe's outcome is news.
+        return began < self.changed and not (self.trial is not None and began >= self.trial)
 
     def succeed(self, began: float, now: float) -> None:
         if self.old(began):
             return
         if self.until is not None:
             self.changed = now
-        self.n, self.until, self.lease = 0, None, None
+        self.n, self.until, self.lease, self.trial = 0, None, None, None
+
+    def commit(self, began: float, now: float) -> None:
+        """The probe's first content event: the cooldown is over, its count kept."""
+        if self.until is None or now < self.until or self.lease_since is None:
+            return
+        if began < self.lease_since:
+            return  # not the probe
+        self.until, self.lease, self.trial, self.changed = None, None, self.lease_since, now
+        self.lease_since = None
 
     def fail(
         self, kind: ErrorKind, retry_after: float | None, jitter: float, began: float, now: float
     ) -> None:
         if self.old(began):
             return  # in flight when the key changed: the same episode
-        self.lease = None
+        self.lease, self.trial = None, None
         if kind not in KEY_KINDS:
             # Not the key's fault. Where DESIGN.md is silent, the foundation's choice: a call
             # that got past the key proves a key whose cooldown ended is back in service.
@@ -112,16 +126,6 @@ class RefKey:
     def callable(self, now: float) -> bool:
         return self.until is None or now >= self.until
 
-    def grant(self, now: float) -> bool:
-        if self.until is None:
-            return True
-        if now < self.until:
-            return False
-        if self.lease is not None and now < self.lease:
-            return False  # one caller takes a key whose cooldown ended
-        self.lease = now + LEASE
-        return True
-
 
 class RefModel:
     """A model's health row, as DESIGN.md describes it."""
@@ -132,15 +136,33 @@ class RefModel:
         self.kind: ErrorKind | None = None
         self.count = 0
         self.lease: float | None = None
+        self.lease_since: float | None = None
+        self.trial: float | None = None  # the committed probe's grant, until its outcome
         self.changed = changed
+
+    def news(self, began: float, prober: bool) -> bool:
+        trial = prober and self.trial is not None and began >= self.trial
+        return began >= self.changed or trial
+
+    def commit(self, began: float, now: float) -> None:
+        """The probe holder's first content event: healthy for everyone, count kept."""
+        if self.state is HealthState.HEALTHY or self.lease_since is None:
+            return
+        if began < self.lease_since:
+            return  # another request holds the probe now
+        self.state, self.until, self.lease, self.changed = HealthState.HEALTHY, None, None, now
+        self.trial, self.lease_since = self.lease_since, None
 
     def fail(
         self, kind: ErrorKind, retry_after: float | None, began: float, now: float, prober: bool
     ) -> None:
-        if began < self.changed:
+        if not self.news(began, prober):
             return  # old news
+        self.trial = None
         count = self.count + 1 if kind is self.kind else 1  # counts run per kind
         lease = None if prober else self.lease
+        if prober:
+            self.lease_since = None
         disables = kind in DISABLING and count >= CFG.disable_after
         if self.state is HealthState.DISABLED and not disables:
             # Only a reset or a probe after the interval lets traffic back.
@@ -164,7 +186,7 @@ class RefModel:
 
     def heal(self, began: float, now: float) -> None:
         """A success reported by the probe holder."""
-        if began < self.changed:
+        if not self.news(began, True):
             return
         changed = self.changed if self.state is HealthState.HEALTHY else now
         self.__init__(changed)  # type: ignore[misc]
@@ -177,7 +199,7 @@ class RefModel:
             return False
         if self.lease is not None and now < self.lease:
             return False  # exactly one probe
-        self.lease = now + LEASE
+        self.lease, self.lease_since = now + LEASE, now
         return True
 
     def shown(self, now: float) -> HealthState:
@@ -225,10 +247,17 @@ class Policies(RuleBasedStateMachine):
         self.ref_whole.succeed(self.now - ago, self.now)
         self.ref_limit.succeed(self.now - ago, self.now)
 
+    @rule(ago=AGO)
+    def the_key_probe_commits(self, ago: float) -> None:
+        self.key = key_commit(self.key, M, self.now - ago, self.now)
+        self.ref_whole.commit(self.now - ago, self.now)
+        self.ref_limit.commit(self.now - ago, self.now)
+
     @rule()
     def key_is_released(self) -> None:
         self.key = key_release(self.key, M, self.now)
-        self.ref_whole.lease = self.ref_limit.lease = None
+        for ref in (self.ref_whole, self.ref_limit):
+            ref.lease = ref.lease_since = ref.trial = None
 
     @rule()
     def key_is_reset(self) -> None:
@@ -244,7 +273,7 @@ class Policies(RuleBasedStateMachine):
         )
         if expected:
             for ref in refs:
-                ref.lease = self.now + LEASE
+                ref.lease, ref.lease_since = self.now + LEASE, self.now
         assert granted == expected
 
     @invariant()
@@ -273,7 +302,13 @@ class Policies(RuleBasedStateMachine):
         self.ref_model.fail(kind, retry_after, began, self.now, prober)
 
     def holds(self, began: float) -> bool:
-        return self.row.probe_since is None or began >= self.row.probe_since
+        since = self.row.probe_since if self.row.trial is None else self.row.trial
+        return since is None or began >= since
+
+    @rule(ago=AGO)
+    def the_probe_commits(self, ago: float) -> None:
+        self.row = model_commit(self.row, self.now - ago, self.now)
+        self.ref_model.commit(self.now - ago, self.now)
 
     @rule(ago=AGO)
     def the_probe_succeeds(self, ago: float) -> None:
@@ -283,11 +318,11 @@ class Policies(RuleBasedStateMachine):
         self.row = model_success(self.row, began, self.now, prober=True)
         self.ref_model.heal(began, self.now)
 
-    @precondition(lambda self: self.ref_model.lease is not None)
+    @precondition(lambda self: self.ref_model.lease is not None or self.ref_model.trial is not None)
     @rule()
     def the_probe_is_released(self) -> None:
         self.row = model_release(self.row, self.now)
-        self.ref_model.lease = None
+        self.ref_model.lease = self.ref_model.lease_since = self.ref_model.trial = None
 
     @rule()
     def model_is_asked_for(self) -> None:
@@ -298,7 +333,7 @@ class Policies(RuleBasedStateMachine):
     def model_agrees(self) -> None:
         ref = self.ref_model
         assert self.row.state is ref.state
-        assert self.row.count == (ref.count if ref.state is not HealthState.HEALTHY else 0)
+        assert self.row.count == ref.count  # a healthy model counts only during a trial
         if ref.state is not HealthState.HEALTHY:
             assert self.row.kind is ref.kind
             assert self.row.until is not None

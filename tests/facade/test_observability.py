@@ -100,7 +100,7 @@ def test_exhausted_chain_is_a_warning(
     assert warning.event == "exhausted"
 
 
-def test_model_healthy_again_after_probe_is_logged(
+def test_model_healthy_again_at_its_probe_commit_is_logged(
     start: support.StartRuntime,
     scripted: ScriptedProvider,
     clock: FakeClock,
@@ -116,7 +116,7 @@ def test_model_healthy_again_after_probe_is_logged(
         support.flush(rt)
     messages = [r.getMessage() for r in caplog.records]
     assert "model claude/claude-x cooling 10s: transient" in messages
-    assert "model claude/claude-x healthy again after probe" in messages
+    assert "model claude/claude-x healthy again when its probe began answering" in messages
 
 
 def test_logging_off_costs_no_walk_state(start: support.StartRuntime) -> None:

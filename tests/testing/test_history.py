@@ -41,6 +41,7 @@ def call(
     outcome: Any = "error",
     took: float = 0.01,
     start: float | None = None,
+    first_at: float | None = None,
 ) -> AttemptRecord:
     return AttemptRecord(
         request_id=request_id,
@@ -53,6 +54,7 @@ def call(
         gate_at=at,
         start=at + 0.001 if start is None else start,
         end=at + took,
+        first_at=first_at,
     )
 
 
@@ -78,8 +80,9 @@ def health(
     model: str = "a/m",
     *,
     reset: bool = False,
+    cause: Any = None,
 ) -> ModelChange:
-    return ModelChange(model, state, until, before, after, cause="reset" if reset else None)
+    return ModelChange(model, state, until, before, after, cause="reset" if reset else cause)
 
 
 COOLING, DISABLED, HEALTHY = HealthState.COOLING, HealthState.DISABLED, HealthState.HEALTHY
@@ -233,6 +236,33 @@ CASES = [
         id="the-holder-ends-the-probation",
     ),
     pytest.param(
+        [
+            # Probation begun at 10; its holder's retry committed (the model is healthy for
+            # everyone at 10.7) and was cut later: the calls after the commit are sound.
+            *one_request(call(10.5, probe=True, took=5.0, first_at=10.6), chain=("a/m", "a/n")),
+            health(PROBING, 10.0, 10.0, 10.01, cause="suspect"),
+            health(HEALTHY, None, 10.7, 10.71, cause="commit"),
+            opened(2, "a/m", "a/n"),
+            call(11.0, request_id=2, profile="p1", outcome="ok"),
+            closed(2),
+        ],
+        [],
+        id="a-probation-ends-at-its-probes-commit",
+    ),
+    pytest.param(
+        [
+            # The same heal with no committed probe behind it proves nothing.
+            *one_request(call(10.5, probe=True, took=5.0), chain=("a/m", "a/n")),
+            health(PROBING, 10.0, 10.0, 10.01, cause="suspect"),
+            health(HEALTHY, None, 10.7, 10.71, cause="commit"),
+            opened(2, "a/m", "a/n"),
+            call(11.0, request_id=2, profile="p1", outcome="ok"),
+            closed(2),
+        ],
+        ["evidence"],
+        id="a-commit-heal-without-a-committed-probe",
+    ),
+    pytest.param(
         one_request(
             call(5.0, outcome="ok", took=6.9),
             cooldown(20.0, 9.0, 10.0),
@@ -282,6 +312,31 @@ CASES = [
         ],
         [],
         id="probes-one-after-another",
+    ),
+    pytest.param(
+        [
+            # The first probe committed at 21.3 and streams on; the model cooled again
+            # (another request's failure) and its next probe came while the first streamed.
+            *one_request(call(21.0, probe=True, took=9.0, first_at=21.2, outcome="ok")),
+            health(HEALTHY, None, 21.3, 21.31, cause="commit"),
+            health(COOLING, 22.5, 21.5, 21.51),
+            opened(2),
+            call(23.0, request_id=2, probe=True, profile="p1"),
+            closed(2),
+        ],
+        [],
+        id="a-probe-ends-at-its-commit",
+    ),
+    pytest.param(
+        [
+            *one_request(call(21.0, probe=True, took=9.0, first_at=24.0, outcome="ok")),
+            health(HEALTHY, None, 24.1, 24.11, cause="commit"),
+            opened(2),
+            call(22.0, request_id=2, probe=True, profile="p1"),
+            closed(2),
+        ],
+        ["single_probe"],
+        id="a-second-probe-before-the-first-committed",
     ),
     # chain_order
     pytest.param(

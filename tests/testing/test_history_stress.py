@@ -89,11 +89,11 @@ def test_20000_mixed_fault_requests_from_32_threads_break_no_rule() -> None:
     # The run exercised what the rules are about, not only the happy path.
     calls = [a for a in history.of_type(AttemptRecord) if isinstance(a, AttemptRecord)]
     outcomes = collections.Counter(a.outcome for a in calls)
-    # Faults here are independent draws, not outages. Old news (successes of calls that
-    # began before a model failed) no longer heals a model: it comes back only through its
-    # probe, whose success counts when its stream ends, so far more requests find every
-    # entry cooling than before the evidence rule (20-45 % served from run to run on two
-    # busy cores, was about 69 %). The bound only checks that the run served requests.
+    # Faults here are independent draws (30 % of calls), not outages: every failure cools
+    # its model, and old news (successes of calls that began before it failed) does not
+    # heal it, so many requests find every entry cooling (28-36 % served on two cores;
+    # about 69 % before the evidence rule, when old news healed). The bound only checks
+    # that the run served requests.
     assert seen["served"] > REQUESTS // 10
     assert outcomes["error"] > 1000
     assert outcomes["skipped"] > 1000
@@ -131,10 +131,10 @@ def test_long_streams_in_flight_across_every_edge_break_no_rule() -> None:
         for c in changes[:200]
     )
     assert spanning > 100, spanning
-    # A cooled model heals only through its single probe, and a probe's success is told when
-    # its stream ends: with 30 % of calls failing at random, most requests find every entry
-    # cooling or probing. What this test is about is the rules above.
-    assert seen["served"] > 3_200 // 10, seen
+    # A cooled model heals only through its single probe, at the probe's commit (its first
+    # chunk), not when its long stream ends: 73 % served here, 16 % when probation lasted
+    # until the probe's stream ended.
+    assert seen["served"] > 3_200 // 2, seen
 
 
 def always(answer: object) -> object:
