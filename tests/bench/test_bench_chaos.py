@@ -83,7 +83,7 @@ def test_switchover_rotates_keys_and_the_seed_resends_the_revoked_one(results: l
     assert mine.metrics.wasted <= 2
     assert mine.samples  # switchover's health was sampled while it ran
     assert any(s.keys.get("openai@main") == "cooling" for s in mine.samples)
-    assert set(targets(result)) == {"success", "wasted", "p99", "vs_seed", "history"}
+    assert set(targets(result)) == {"success", "wasted", "onset", "p99", "vs_seed", "history"}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +102,20 @@ def test_fewer_wasted_calls_than_the_seed_applies_where_either_wasted_one(
         wasting(run, {"switchover": mine, "seed": theirs}.get(run.system, 0)) for run in result.runs
     )
     assert targets(attrs.evolve(result, runs=runs))["vs_seed"] is mark
+
+
+@pytest.mark.parametrize("within", [True, False, None])
+def test_the_onset_target_is_whether_every_episode_stayed_within_its_bound(
+    results: list, within: bool | None
+) -> None:
+    (result,) = results
+    runs = tuple(
+        attrs.evolve(run, metrics=attrs.evolve(run.metrics, onset_within=within))
+        if run.system == "switchover"
+        else run
+        for run in result.runs
+    )
+    assert targets(attrs.evolve(result, runs=runs))["onset"] is within
 
 
 def test_report_and_plots(results: list, tmp_path: Path) -> None:
