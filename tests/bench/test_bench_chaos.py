@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import attrs
@@ -185,7 +186,11 @@ def test_a_violation_reaches_the_run_the_json_and_the_console_as_text(
     scenario.write_text(SMALL.replace("duration = 30", "duration = 8"))
     argv = ["chaos", "--scenario", str(scenario), "--systems", "switchover,oracle"]
 
+    logger = logging.getLogger("switchover")
+    monkeypatch.setattr(logger, "level", logging.INFO)
     assert main([*argv, "--out", str(tmp_path), "--no-plots"]) == 0
+    # The run's warnings were kept quiet, for the run only.
+    assert logger.level == logging.INFO
 
     (result,) = runs
     mine = result.run("switchover")
