@@ -82,8 +82,11 @@ class Metrics:
     attempts: float
     wasted: int
     #: Calls into a fault window per fault onset (revealing call and concurrent callers
-    #: included, allowed probes not); None: no hard fault was hit.
+    #: included, allowed probes not), the bound it may reach, and whether every episode
+    #: stayed within its bound; None: no hard fault was hit.
     onset: float | None
+    onset_bound: float | None
+    onset_within: bool | None
     detect: float | None
     recover: float | None
     recover_never: int
@@ -132,10 +135,13 @@ def _matches(fault: Fault, call: Call) -> bool:
 class Episode:
     """How a system met one hard fault episode: the calls it made into the window that
     were not allowed probes (``onset``: from the revealing call on, concurrent callers
-    included), and those of them made once the fault was known (``wasted``)."""
+    included), those of them made once the fault was known (``wasted``), and how many
+    onset calls are allowed (``bound``: the revealing request's own tries plus one per
+    other request already past the gate)."""
 
     onset: tuple[Call, ...]
     wasted: tuple[Call, ...]
+    bound: int
 
 
 def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
@@ -143,10 +149,19 @@ def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
     return [call for episode in episodes(scenario, calls) for call in episode.wasted]
 
 
-def onset_calls(scenario: Scenario, calls: Sequence[Call]) -> float | None:
-    """Calls into a fault window per fault onset (None: no hard fault was hit)."""
+def onset_calls(
+    scenario: Scenario, calls: Sequence[Call]
+) -> tuple[float | None, float | None, bool | None]:
+    """Calls into a fault window per fault onset, the mean bound on them, and whether every
+    episode stayed within its bound (all None: no hard fault was hit)."""
     met = episodes(scenario, calls)
-    return sum(len(e.onset) for e in met) / len(met) if met else None
+    if not met:
+        return None, None, None
+    return (
+        sum(len(e.onset) for e in met) / len(met),
+        sum(e.bound for e in met) / len(met),
+        all(len(e.onset) <= e.bound for e in met),
+    )
 
 
 def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
@@ -170,10 +185,13 @@ def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
             ready = back + gap
             onset: list[Call] = [c for c in hits if c.at < revealing.at]  # already past the gate
             wasted: list[Call] = []
+            concurrent: set[int | None] = set()
             for call in hits:
                 # The request that got the failure knows at once; others a moment later.
                 known = back if call.request == revealing.request else back + reaction
                 if call is revealing or call.at <= known:
+                    if call.request != revealing.request:
+                        concurrent.add(call.request)
                     if call.at >= revealing.at:
                         onset.append(call)
                     continue
@@ -181,7 +199,8 @@ def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
                     ready = call.at + answer_time(scenario, call) + gap
                 else:
                     wasted.append(call)
-            out.append(Episode(onset=(*onset, *wasted), wasted=tuple(wasted)))
+            bound = scenario.operator.retry_attempts + len(concurrent)
+            out.append(Episode(onset=(*onset, *wasted), wasted=tuple(wasted), bound=bound))
     return out
 
 
@@ -286,6 +305,7 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
             errors[name] = errors.get(name, 0) + 1
     detect, recover, never = detect_recover(scenario, records, calls)
     counted = [c for c in calls if c.request is not None]
+    onset, onset_bound, onset_within = onset_calls(scenario, calls)
     return Metrics(
         requests=total,
         success=100.0 * len(ok) / total if total else 0.0,
@@ -294,7 +314,9 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
         p99=percentile(latencies, 99),
         attempts=len(counted) / total if total else 0.0,
         wasted=len(wasted_calls(scenario, calls)),
-        onset=onset_calls(scenario, calls),
+        onset=onset,
+        onset_bound=onset_bound,
+        onset_within=onset_within,
         detect=detect,
         recover=recover,
         recover_never=never,

@@ -35,12 +35,21 @@ def targets(result: ScenarioResult) -> dict[str, bool | None]:
     mine = run.metrics if run else None
     best = oracle.metrics if oracle else None
     theirs = seed.metrics if seed else None
-    out: dict[str, bool | None] = {"success": None, "wasted": None, "p99": None, "vs_seed": None}
+    out: dict[str, bool | None] = {
+        "success": None,
+        "wasted": None,
+        "onset": None,
+        "p99": None,
+        "vs_seed": None,
+    }
     # Zero history-checker violations (issue 11); None where no history was kept.
     out["history"] = None if run is None or run.violations is None else run.violations == 0
     if mine is None:
         return out
     out["wasted"] = mine.wasted == 0
+    # Calls into each fault window within the revealing request's tries plus one per
+    # caller already past the gate (issue 11).
+    out["onset"] = mine.onset_within
     if best is not None:
         if best.success >= 100.0:
             out["success"] = mine.success >= best.success - SUCCESS_POINTS
@@ -72,7 +81,11 @@ def _s(value: float | None, digits: int = 2) -> str:
 
 
 #: The targets in the order the table marks them.
-MARKS = ("success", "wasted", "p99", "vs_seed", "history")
+MARKS = ("success", "wasted", "onset", "p99", "vs_seed", "history")
+
+
+def _onset(m: Metrics) -> str:
+    return "-" if m.onset is None else f"{m.onset:.1f}/{_s(m.onset_bound, 1)}"
 
 
 def _mark(ok: bool | None) -> Text:
@@ -85,9 +98,11 @@ def table(results: Sequence[ScenarioResult]) -> Table:
         title="switchover chaos: every system on the same fleet, load and seed",
         caption=(
             "times in story seconds · wasted = calls to known-failing targets beyond single "
-            "probes · onset = calls into a fault window per fault onset · "
+            "probes · onset = calls into a fault window per fault onset / its bound (the "
+            "revealing request's tries + one per caller already past the gate) · "
             "detect/recover = mean per fault episode · targets (switchover): "
-            "success within 0.5 pt of oracle | no wasted call | p99 ≤ 1.3x oracle | "
+            "success within 0.5 pt of oracle | no wasted call | onset within its bound | "
+            "p99 ≤ 1.3x oracle | "
             "fewer wasted calls than seed | no history violation (· = not applicable: the "
             "oracle below 100 %, or no seed defect, or neither wasted a call) · viol. = "
             "history-checker violations (switchover only)"
@@ -138,7 +153,7 @@ def table(results: Sequence[ScenarioResult]) -> Table:
                 _s(m.p99),
                 _s(m.attempts),
                 str(m.wasted),
-                _s(m.onset, 1),
+                _onset(m),
                 _s(m.detect, 1),
                 recover,
                 _s(m.throughput),

@@ -337,12 +337,12 @@ def test_calls_a_quota_refused_are_not_calls_into_a_fault_window() -> None:
     revealing = _call(21, "auth")
     later = [_call(22, "quota", request=1), _call(23, "quota", request=2)]
     assert wasted_calls(scenario, [revealing, *later]) == []
-    assert onset_calls(scenario, [revealing, *later]) == 1.0
+    assert onset_calls(scenario, [revealing, *later])[0] == 1.0
     # The same calls answered by the fault are wasted: the filter is what spares them.
     faulted = [attrs.evolve(c, kind="auth") for c in later]
     assert wasted_calls(scenario, [revealing, *faulted]) == faulted
     # A quota refusal is never the call that reveals the fault.
-    assert onset_calls(scenario, later) is None
+    assert onset_calls(scenario, later) == (None, None, None)
 
 
 # --- the key-order pairs --------------------------------------------------------------------
