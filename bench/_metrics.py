@@ -27,6 +27,10 @@ Definitions (story seconds; docs/chaos.md repeats them):
 - **recover**: for each such episode that ends before the scenario does, from its end to
   the first request sent after it that the target served; "never" if none did.
 - **throughput**: successful requests per story second of the scenario.
+- **rate limited**: calls the fleet answered with the provider's rate-limit 429: over a
+  quota of the key (``[[quotas]]``) or hit by a ``rate_limit`` fault (``balance`` is a
+  429 at OpenAI too, but a billing error, not a rate limit). A quota is not a fault: its
+  429s are not calls into a fault window, so never onset or wasted calls.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 import attrs
 
 from ._load import Record
-from ._scenario import Fault, Scenario
+from ._scenario import QUOTA, Fault, Scenario
 
 #: Slack on the probe gap for timing noise of the compressed run.
 GAP_SLACK = 0.05
@@ -46,6 +50,8 @@ GAP_SLACK = 0.05
 #: the target counts as known to be failing (a loaded 2-core machine needs it).
 REACTION = 0.02
 _OK_KINDS = ("ok", "slow")
+#: Call kinds answered with a rate-limit 429.
+RATE_LIMITED_KINDS = (QUOTA, "rate_limit")
 
 
 @attrs.frozen
@@ -87,6 +93,8 @@ class Metrics:
     throughput: float
     errors: dict[str, int]
     retry_after_error: float | None = None
+    #: Calls answered with a rate-limit 429 (a quota or a ``rate_limit`` fault).
+    rate_limited: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _finite(v) for k, v in attrs.asdict(self).items()}
@@ -166,7 +174,10 @@ def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
             continue
         gap = max(scenario.operator.profile_min, fault.retry_after or 0.0)
         for start, end in fault.episodes(scenario.duration):
-            hits = [c for c in ordered if _matches(fault, c) and start <= c.at < end]
+            # A call a quota refused never reached the fault.
+            hits = [
+                c for c in ordered if c.kind != QUOTA and _matches(fault, c) and start <= c.at < end
+            ]
             revealing = next((c for c in hits if c.kind == fault.kind), None)
             if revealing is None:
                 continue
@@ -312,4 +323,5 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
         throughput=len(ok) / scenario.duration,
         errors=errors,
         retry_after_error=retry_after_error(records),
+        rate_limited=sum(c.kind in RATE_LIMITED_KINDS for c in calls),
     )

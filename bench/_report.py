@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._metrics import Metrics
+from ._scenario import key_order_pairs
 from ._suite import ScenarioResult, suite_dict
 
 #: switchover's targets (issue 5): success within this many points of the oracle where
@@ -184,11 +185,58 @@ def violations(results: Sequence[ScenarioResult]) -> list[str]:
     return lines
 
 
+def key_order(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
+    """Each pair of scenarios that differ only by key order (``key_order_pairs``): their
+    names, every system's rate-limited calls in each, and whether switchover had fewer
+    with round robin (None: it did not run in both)."""
+    by_scenario = {id(r.scenario): r for r in results}
+    out = []
+    for priority, round_robin in key_order_pairs([r.scenario for r in results]):
+        sides = {"priority": by_scenario[id(priority)], "round_robin": by_scenario[id(round_robin)]}
+        counts: dict[str, dict[str, int]] = {}
+        for run in sides["priority"].runs:
+            other = sides["round_robin"].run(run.system)
+            if run.metrics is not None and other is not None and other.metrics is not None:
+                counts[run.system] = {
+                    "priority": run.metrics.rate_limited,
+                    "round_robin": other.metrics.rate_limited,
+                }
+        mine = counts.get("switchover")
+        out.append(
+            {
+                "priority": priority.name,
+                "round_robin": round_robin.name,
+                "rate_limited": counts,
+                "fewer_with_round_robin": (
+                    None if mine is None else mine["round_robin"] < mine["priority"]
+                ),
+            }
+        )
+    return out
+
+
+def key_order_notes(results: Sequence[ScenarioResult]) -> list[str]:
+    """One line per key-order pair that switchover ran: its 429s under each order."""
+    lines = []
+    for pair in key_order(results):
+        mine = pair["rate_limited"].get("switchover")
+        if mine is None:
+            continue
+        fewer = pair["fewer_with_round_robin"]
+        lines.append(
+            f"key order ({pair['priority']} / {pair['round_robin']}): switchover got "
+            f"{mine['priority']} 429s with priority, {mine['round_robin']} with round_robin "
+            + ("✓ (fewer with round_robin)" if fewer else "✗ (not fewer with round_robin)")
+        )
+    return lines
+
+
 def report_dict(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     data = suite_dict(results)
     for entry, result in zip(data["scenarios"], results, strict=True):
         entry["seed_defect"] = result.scenario.seed_defect or None
         entry["targets"] = targets(result)
+    data["key_order"] = key_order(results)
     data["units"] = "story seconds (the compressed run's seconds times its speedup)"
     return data
 

@@ -116,11 +116,18 @@ def run_chaos(args: argparse.Namespace) -> int:
             on_result=on_result,
             metrics=args.metrics,
         )
-    from ._report import skipped, table, violations, write_json, write_prometheus
+    from ._report import (
+        key_order_notes,
+        skipped,
+        table,
+        violations,
+        write_json,
+        write_prometheus,
+    )
 
     # The table is wide; a pipe or a narrow terminal would squeeze every column to "…".
     console.print(table(results), width=max(console.width, 150))
-    for line in (*skipped(results), *violations(results)):
+    for line in (*key_order_notes(results), *skipped(results), *violations(results)):
         console.print(line)
     path = write_json(results, out)
     console.print(f"report: {path}")
