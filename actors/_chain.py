@@ -178,6 +178,7 @@ class _Walk:
         self.recovering = False  # ... and was let through as the probe after a cooldown
         self.dropped = False  # max_tokens was dropped for this model
         self.began_at = 0.0  # when the gates of the walk's latest call were read
+        self.probe_called = False  # ... and has called the model since it got it
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -220,7 +221,7 @@ class _Walk:
             return end
         model = self.entry.key
         outcome: KeyOutcome = KeyReleased(model, began_at=self.clock.now())
-        if isinstance(end, NextModel) and end.report is not None:
+        if isinstance(end, NextModel) and end.report is not None and self._verdict():
             # The model hears of the entry's last call: a probation begun by this walk's
             # first failure must not make its own later verdict old news.
             outcome = KeyFailed(model, end.report, began_at=self.began_at)
@@ -245,7 +246,7 @@ class _Walk:
             reason = permit.reason if isinstance(permit, Refused) else "health unavailable"
             self._skip(None, f"model {reason}")
             return False
-        self.probe = permit.probe
+        self._hold(permit.probe)
         return True
 
     def _profiles(self) -> Committed | Failed | NextModel:
@@ -298,6 +299,7 @@ class _Walk:
                     return None
                 max_tokens = None if self.dropped else self.request.max_tokens
                 self.began_at = gate_at
+                self.probe_called = self.probe
                 outcome = self._call(name, profile, key, max_tokens, gate_at=gate_at)
                 probed, held = held, False  # the call's outcome (or the stream) reports to the key
                 if isinstance(outcome, Committed):
@@ -316,7 +318,7 @@ class _Walk:
                 )
                 decision = decide(outcome, standing, self.config.retry)
                 if isinstance(decision, Probation):
-                    self.probe = self._probation(outcome)
+                    self._hold(self._probation(outcome))
                     decision = decision.granted if self.probe else decision.refused
                 if isinstance(decision, RetryInPlace):
                     retries = decision.tries_done
@@ -363,6 +365,17 @@ class _Walk:
             or (self.probe and gate == "expired")
             or (self.last and row.state is HealthState.PROBING)
         )
+
+    def _hold(self, probe: bool) -> None:
+        """Whether the walk now holds the model's probe (and has not called under it)."""
+        self.probe = probe
+        self.probe_called = False
+
+    def _verdict(self) -> bool:
+        """Whether the entry's last failure speaks for the model: the walk holds no probe,
+        or called the model under it. A holder whose keys all cooled before it could call
+        (another request's failure) proved nothing: it lets the probe go."""
+        return not self.probe or self.probe_called
 
     def _probation(self, failure: Failure) -> bool:
         """Put the model on probation with this walk as its probe holder, so other requests

@@ -5,21 +5,24 @@ with the system being measured (real providers are other machines). The main pro
 sends commands over a pipe: start a scenario's servers, arm its fault schedule at a
 moment ``t0``, stop and hand back every call the fleet answered.
 
-Each call is decided by a rule (:meth:`runtime.testing.FakeServer.rule`): the first fault
-of the schedule that is active for the call's (provider, model, key) at that moment and
-whose dice fire answers it; else a prompt longer than the model's context window gets the
+Each call is decided by a rule (:meth:`runtime.testing.FakeServer.rule`): a call over a
+quota of its key and model (a rolling window of admitted calls) gets the provider's real
+429, with Retry-After the time until the oldest call in the window leaves it; else the
+first fault of the schedule that is active for the call's (provider, model, key) at that
+moment and whose dice fire answers it; else a prompt longer than the model's context window gets the
 provider's real context error; else the provider's normal streamed reply.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import multiprocessing
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -35,7 +38,7 @@ from switchover.testing import (
     StreamError,
 )
 
-from ._scenario import Fault, FleetProvider, Scenario, Traffic
+from ._scenario import QUOTA, Fault, FleetProvider, Quota, Scenario, Traffic
 
 _REQUEST_ID = re.compile(r"\[req (\d+)\]")
 #: Seconds the main process waits for the fleet to answer a command.
@@ -45,7 +48,8 @@ COMMAND_TIMEOUT = 30.0
 @attrs.frozen
 class FleetCall:
     """One call the fleet answered. ``at`` is on the shared monotonic clock; ``kind`` is
-    ``ok``, ``context`` (prompt too long) or the fault kind that answered it."""
+    ``ok``, ``quota`` (over a quota: a 429), ``context`` (prompt too long) or the fault
+    kind that answered it."""
 
     at: float
     provider: str
@@ -125,6 +129,32 @@ def _anthropic_error(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
 
 
+def rate_limit_answer(
+    provider: FleetProvider, model: str, wait: float | None, speedup: float, limit: int = 500
+) -> Fail:
+    """The provider's real 429 for a rate limit of ``limit`` requests; with ``wait`` (story
+    seconds), Retry-After and retry-after-ms on the compressed clock."""
+    headers = {}
+    if wait is not None:
+        seconds = wait / speedup
+        headers = {"retry-after-ms": f"{seconds * 1000:.0f}", "retry-after": f"{seconds:.3f}"}
+    body = (
+        _openai_error(
+            f"Rate limit reached for {model} in organization org-bench on requests per min "
+            f"(RPM): Limit {limit}, Used {limit}, Requested 1.",
+            "requests",
+            "rate_limit_exceeded",
+        )
+        if provider.api == "openai"
+        else _anthropic_error(
+            "rate_limit_error",
+            f"This request would exceed your organization's rate limit of {limit} requests "
+            "per minute.",
+        )
+    )
+    return Fail(429, body, headers)
+
+
 def fault_answer(
     fault: Fault, provider: FleetProvider, model: str, speedup: float, healthy: Reply
 ) -> Any:
@@ -132,25 +162,7 @@ def fault_answer(
     openai = provider.api == "openai"
     kind = fault.kind
     if kind == "rate_limit":
-        headers = {}
-        if fault.retry_after is not None:
-            wait = fault.retry_after / speedup
-            headers = {"retry-after-ms": f"{wait * 1000:.0f}", "retry-after": f"{wait:.3f}"}
-        body = (
-            _openai_error(
-                f"Rate limit reached for {model} in organization org-bench on requests per min "
-                "(RPM): Limit 500, Used 500, Requested 1.",
-                "requests",
-                "rate_limit_exceeded",
-            )
-            if openai
-            else _anthropic_error(
-                "rate_limit_error",
-                "This request would exceed your organization's rate limit of 50 requests "
-                "per minute.",
-            )
-        )
-        return Fail(429, body, headers)
+        return rate_limit_answer(provider, model, fault.retry_after, speedup)
     if kind == "auth":
         if openai:
             return Fail(
@@ -247,8 +259,61 @@ def context_answer(provider: FleetProvider, model: str, tokens: int) -> Fail:
     )
 
 
+class QuotaBook:
+    """The calls each quota admitted, per key and model, on the story clock; thread-safe.
+
+    ``slack`` story seconds are added to every window: the oracle, whose calls reach the
+    fleet a moment after it counts them, keeps a little further from each limit.
+    """
+
+    def __init__(self, quotas: Sequence[Quota], slack: float = 0.0) -> None:
+        self.quotas = tuple(quotas)
+        self.slack = slack
+        #: Story times of the calls each quota admitted, per key and model, sorted (the
+        #: server's threads may hand calls over slightly out of order).
+        self._admitted: dict[tuple[int, str, str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _check(
+        self, provider: str, model: str, profile: str, story: float
+    ) -> tuple[list[list[float]], list[tuple[Quota, float]]]:
+        """The windows a call at ``story`` counts in (expired calls dropped), and each quota
+        it is over with the story seconds until the oldest call leaves that window."""
+        windows, over = [], []
+        for index, quota in enumerate(self.quotas):
+            if not quota.target.matches(provider, model, profile):
+                continue
+            window = quota.window + self.slack
+            admitted = self._admitted.setdefault((index, provider, model, profile), [])
+            del admitted[: bisect.bisect_right(admitted, story - window)]
+            windows.append(admitted)
+            if len(admitted) >= quota.requests:
+                over.append((quota, admitted[0] + window - story))
+        return windows, over
+
+    def has_room(self, provider: str, model: str, profile: str, story: float) -> bool:
+        """Whether a call at ``story`` would be admitted (nothing is counted)."""
+        with self._lock:
+            return not self._check(provider, model, profile, story)[1]
+
+    def take(
+        self, provider: str, model: str, profile: str, story: float
+    ) -> tuple[Quota, float] | None:
+        """Admit and count a call at ``story`` (None), or refuse it: the quota it is over and
+        the story seconds until the oldest call in that window leaves it (the longest wait
+        when it is over several)."""
+        with self._lock:
+            windows, over = self._check(provider, model, profile, story)
+            if over:
+                return max(over, key=lambda refused: refused[1])
+            for admitted in windows:
+                bisect.insort(admitted, story)
+            return None
+
+
 class Schedule:
-    """Decides every call of one provider's server from the scenario's fault schedule."""
+    """Decides every call of one provider's server from the scenario's quotas and fault
+    schedule."""
 
     def __init__(
         self,
@@ -264,7 +329,24 @@ class Schedule:
         self.t0 = time.monotonic()
         self.profiles = {key_for(provider.name, p): p for p in provider.profiles}
         self.faults = [f for f in scenario.faults if f.target.provider == provider.name]
+        self.quotas = QuotaBook([q for q in scenario.quotas if q.target.provider == provider.name])
         self.reply = normal_reply(provider, scenario.traffic, scenario.speedup, rng)
+
+    def arm(self, t0: float) -> None:
+        """Story time 0 is the monotonic moment ``t0``; every quota starts empty."""
+        self.t0 = t0
+        self.quotas = QuotaBook(self.quotas.quotas)
+
+    def fault(self, model: str, profile: str, story: float) -> Fault | None:
+        """The first fault active for the call at ``story`` whose dice fire."""
+        for fault in self.faults:
+            if (
+                fault.target.matches(self.provider.name, model, profile)
+                and fault.active(story)
+                and (fault.share >= 1.0 or self.rng.random() < fault.share)
+            ):
+                return fault
+        return None
 
     def __call__(self, request: ServerRequest) -> Any:
         story = (request.at - self.t0) * self.scenario.speedup
@@ -274,18 +356,20 @@ class Schedule:
         )
         answer: Any = healthy
         kind = "ok"
-        for fault in self.faults:
-            if not (
-                fault.target.matches(self.provider.name, request.model, profile)
-                and fault.active(story)
-            ):
-                continue
-            if fault.share >= 1.0 or self.rng.random() < fault.share:
+        refused = self.quotas.take(self.provider.name, request.model, profile, story)
+        if refused is not None:
+            quota, wait = refused
+            answer = rate_limit_answer(
+                self.provider, request.model, wait, self.scenario.speedup, limit=quota.requests
+            )
+            kind = QUOTA
+        else:
+            fault = self.fault(request.model, profile, story)
+            if fault is not None:
                 answer = fault_answer(
                     fault, self.provider, request.model, self.scenario.speedup, healthy
                 )
                 kind = fault.kind
-                break
         if kind == "ok":
             tokens = prompt_tokens(request.body)
             if tokens > self.provider.context:
@@ -334,7 +418,7 @@ class _Servers:
 
     def arm(self, t0: float) -> None:
         for schedule in self.schedules:
-            schedule.t0 = t0
+            schedule.arm(t0)
         with self.lock:
             self.calls.clear()
 

@@ -27,6 +27,10 @@ Definitions (story seconds; docs/chaos.md repeats them):
 - **recover**: for each such episode that ends before the scenario does, from its end to
   the first request sent after it that the target served; "never" if none did.
 - **throughput**: successful requests per story second of the scenario.
+- **rate limited**: calls the fleet answered with the provider's rate-limit 429: over a
+  quota of the key (``[[quotas]]``) or hit by a ``rate_limit`` fault (``balance`` is a
+  429 at OpenAI too, but a billing error, not a rate limit). A quota is not a fault: its
+  429s are not calls into a fault window, so never onset or wasted calls.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 import attrs
 
 from ._load import Record
-from ._scenario import Fault, Scenario
+from ._scenario import QUOTA, Fault, Scenario
 
 #: Slack on the probe gap for timing noise of the compressed run.
 GAP_SLACK = 0.05
@@ -46,6 +50,8 @@ GAP_SLACK = 0.05
 #: the target counts as known to be failing (a loaded 2-core machine needs it).
 REACTION = 0.02
 _OK_KINDS = ("ok", "slow")
+#: Call kinds answered with a rate-limit 429.
+RATE_LIMITED_KINDS = (QUOTA, "rate_limit")
 
 
 @attrs.frozen
@@ -76,14 +82,19 @@ class Metrics:
     attempts: float
     wasted: int
     #: Calls into a fault window per fault onset (revealing call and concurrent callers
-    #: included, allowed probes not); None: no hard fault was hit.
+    #: included, allowed probes not), the bound it may reach, and whether every episode
+    #: stayed within its bound; None: no hard fault was hit.
     onset: float | None
+    onset_bound: float | None
+    onset_within: bool | None
     detect: float | None
     recover: float | None
     recover_never: int
     throughput: float
     errors: dict[str, int]
     retry_after_error: float | None = None
+    #: Calls answered with a rate-limit 429 (a quota or a ``rate_limit`` fault).
+    rate_limited: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _finite(v) for k, v in attrs.asdict(self).items()}
@@ -124,10 +135,13 @@ def _matches(fault: Fault, call: Call) -> bool:
 class Episode:
     """How a system met one hard fault episode: the calls it made into the window that
     were not allowed probes (``onset``: from the revealing call on, concurrent callers
-    included), and those of them made once the fault was known (``wasted``)."""
+    included), those of them made once the fault was known (``wasted``), and how many
+    onset calls are allowed (``bound``: the revealing request's own tries plus one per
+    other request already past the gate)."""
 
     onset: tuple[Call, ...]
     wasted: tuple[Call, ...]
+    bound: int
 
 
 def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
@@ -135,10 +149,19 @@ def wasted_calls(scenario: Scenario, calls: Sequence[Call]) -> list[Call]:
     return [call for episode in episodes(scenario, calls) for call in episode.wasted]
 
 
-def onset_calls(scenario: Scenario, calls: Sequence[Call]) -> float | None:
-    """Calls into a fault window per fault onset (None: no hard fault was hit)."""
+def onset_calls(
+    scenario: Scenario, calls: Sequence[Call]
+) -> tuple[float | None, float | None, bool | None]:
+    """Calls into a fault window per fault onset, the mean bound on them, and whether every
+    episode stayed within its bound (all None: no hard fault was hit)."""
     met = episodes(scenario, calls)
-    return sum(len(e.onset) for e in met) / len(met) if met else None
+    if not met:
+        return None, None, None
+    return (
+        sum(len(e.onset) for e in met) / len(met),
+        sum(e.bound for e in met) / len(met),
+        all(len(e.onset) <= e.bound for e in met),
+    )
 
 
 def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
@@ -151,7 +174,10 @@ def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
             continue
         gap = max(scenario.operator.profile_min, fault.retry_after or 0.0)
         for start, end in fault.episodes(scenario.duration):
-            hits = [c for c in ordered if _matches(fault, c) and start <= c.at < end]
+            # A call a quota refused never reached the fault.
+            hits = [
+                c for c in ordered if c.kind != QUOTA and _matches(fault, c) and start <= c.at < end
+            ]
             revealing = next((c for c in hits if c.kind == fault.kind), None)
             if revealing is None:
                 continue
@@ -159,10 +185,13 @@ def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
             ready = back + gap
             onset: list[Call] = [c for c in hits if c.at < revealing.at]  # already past the gate
             wasted: list[Call] = []
+            concurrent: set[int | None] = set()
             for call in hits:
                 # The request that got the failure knows at once; others a moment later.
                 known = back if call.request == revealing.request else back + reaction
                 if call is revealing or call.at <= known:
+                    if call.request != revealing.request:
+                        concurrent.add(call.request)
                     if call.at >= revealing.at:
                         onset.append(call)
                     continue
@@ -170,7 +199,8 @@ def episodes(scenario: Scenario, calls: Sequence[Call]) -> list[Episode]:
                     ready = call.at + answer_time(scenario, call) + gap
                 else:
                     wasted.append(call)
-            out.append(Episode(onset=(*onset, *wasted), wasted=tuple(wasted)))
+            bound = scenario.operator.retry_attempts + len(concurrent)
+            out.append(Episode(onset=(*onset, *wasted), wasted=tuple(wasted), bound=bound))
     return out
 
 
@@ -275,6 +305,7 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
             errors[name] = errors.get(name, 0) + 1
     detect, recover, never = detect_recover(scenario, records, calls)
     counted = [c for c in calls if c.request is not None]
+    onset, onset_bound, onset_within = onset_calls(scenario, calls)
     return Metrics(
         requests=total,
         success=100.0 * len(ok) / total if total else 0.0,
@@ -283,11 +314,14 @@ def compute(scenario: Scenario, records: Sequence[Record], calls: Sequence[Call]
         p99=percentile(latencies, 99),
         attempts=len(counted) / total if total else 0.0,
         wasted=len(wasted_calls(scenario, calls)),
-        onset=onset_calls(scenario, calls),
+        onset=onset,
+        onset_bound=onset_bound,
+        onset_within=onset_within,
         detect=detect,
         recover=recover,
         recover_never=never,
         throughput=len(ok) / scenario.duration,
         errors=errors,
         retry_after_error=retry_after_error(records),
+        rate_limited=sum(c.kind in RATE_LIMITED_KINDS for c in calls),
     )

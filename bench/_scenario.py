@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,10 @@ FAULT_KINDS = (
     "stream_error",
     "slow",
 )
+#: The kind of a call a quota refused (the fleet's record and the metrics name it so).
+QUOTA = "quota"
+#: The longest quota window, story seconds (a day).
+MAX_WINDOW = 86_400.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TARGET = re.compile(
     r"^(?P<provider>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:/(?P<model>[^@]+))?(?:@(?P<profile>[A-Za-z0-9_.-]+))?$"
@@ -139,6 +143,17 @@ class Fault:
 
 
 @attrs.frozen
+class Quota:
+    """A provider's rate limit on one key: at most ``requests`` calls admitted in any
+    rolling ``window`` story seconds, counted per model (as OpenAI and Anthropic count
+    them): a target without a model gives each model of the key its own quota."""
+
+    target: Target
+    requests: int
+    window: float
+
+
+@attrs.frozen
 class Traffic:
     """What a healthy answer looks like, drawn per call (story seconds): the time to the
     first token, the answer's length in tokens and the rate it streams at. The defaults
@@ -207,6 +222,7 @@ class Scenario:
     load: Load
     operator: Operator
     traffic: Traffic = Traffic()
+    quotas: tuple[Quota, ...] = ()
     source: str = ""
 
     def provider(self, name: str) -> FleetProvider:
@@ -236,6 +252,35 @@ DEFAULT_PROVIDERS = (
         models=("claude-sonnet-4-5", "claude-3-haiku-20240307"),
     ),
 )
+
+
+def key_order_pairs(scenarios: Sequence[Scenario]) -> list[tuple[Scenario, Scenario]]:
+    """The pairs of scenarios that are the same but for their names, descriptions and the
+    ``key_order`` of their providers, each as (the "priority" one, the "round_robin" one)."""
+
+    def rest(scenario: Scenario) -> Scenario:
+        return attrs.evolve(
+            scenario,
+            name="",
+            description="",
+            seed_defect="",
+            source="",
+            providers=tuple(attrs.evolve(p, key_order="priority") for p in scenario.providers),
+        )
+
+    pairs = []
+    for first in scenarios:
+        for second in scenarios:
+            if first is second or rest(first) != rest(second):
+                continue
+            flipped = {
+                (a.key_order, b.key_order)
+                for a, b in zip(first.providers, second.providers, strict=True)
+                if a.key_order != b.key_order
+            }
+            if flipped == {("priority", "round_robin")}:
+                pairs.append((first, second))
+    return pairs
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -375,6 +420,7 @@ class _Reader:
                 "chain",
                 "providers",
                 "faults",
+                "quotas",
                 "load",
                 "operator",
                 "traffic",
@@ -391,6 +437,10 @@ class _Reader:
             self.fault(item, f"faults[{i}]", providers, duration)
             for i, item in enumerate(self.array(data, "faults"))
         )
+        quotas = tuple(
+            self.quota(item, f"quotas[{i}]", providers)
+            for i, item in enumerate(self.array(data, "quotas"))
+        )
         return Scenario(
             name=name,
             description=self.string(data, "description", "", ""),
@@ -404,6 +454,7 @@ class _Reader:
             load=self.load(self.table(data, "load", ""), duration),
             operator=self.operator(self.table(data, "operator", "")),
             traffic=self.traffic(self.table(data, "traffic", "")),
+            quotas=quotas,
             source=self.source,
         )
 
@@ -563,6 +614,22 @@ class _Reader:
         if fault.period is not None and fault.down is not None and fault.down >= fault.period:
             raise self.fail(f"{where}.down", "must be shorter than period")
         return fault
+
+    def quota(
+        self, item: Mapping[str, Any], where: str, providers: tuple[FleetProvider, ...]
+    ) -> Quota:
+        self.keys(item, where, {"target", "requests", "window"})
+        field = f"{where}.target"
+        target = self.target(self.string(item, "target", where, None), field, providers)
+        if target.profile is None:
+            raise self.fail(field, f"must name one key ('provider[/model]@profile'), got {target}")
+        requests = item.get("requests")
+        if requests is None:
+            raise self.fail(f"{where}.requests", "is required")
+        if isinstance(requests, bool) or not isinstance(requests, int) or requests <= 0:
+            raise self.fail(f"{where}.requests", f"must be a positive integer, got {requests!r}")
+        window = self.number(item, "window", where, None, strict_low=True, high=MAX_WINDOW)
+        return Quota(target=target, requests=requests, window=window)
 
     def load(self, data: Mapping[str, Any], duration: float) -> Load:
         self.keys(

@@ -29,7 +29,7 @@ from switchover import (
 from switchover.testing import History, Violation
 
 from ._client import HttpStatusError, StreamEventError, StreamTruncated, stream_text
-from ._fleet import key_for
+from ._fleet import QuotaBook, key_for
 from ._load import CLIENT_THREADS, Clock, Outcome, Planned
 from ._scenario import Scenario
 
@@ -211,10 +211,12 @@ def prometheus_text(rt: Runtime) -> str:
 LOOKAHEAD = 1.0
 
 
-def healthy_target(scenario: Scenario, story: float) -> tuple[str, str, str] | None:
+def healthy_target(
+    scenario: Scenario, story: float, quotas: QuotaBook | None = None
+) -> tuple[str, str, str] | None:
     """The first target in chain order with no fault active from ``story`` to
-    ``story + LOOKAHEAD``; failing that, the first one whose faults only fail some calls;
-    None when every one is down."""
+    ``story + LOOKAHEAD`` and room in its ``quotas``; failing that, the first one with
+    room whose faults only fail some calls; None when every one is down or over quota."""
     softest: tuple[str, str, str] | None = None
     for provider, model, profile in scenario.targets():
         active = [
@@ -223,16 +225,23 @@ def healthy_target(scenario: Scenario, story: float) -> tuple[str, str, str] | N
             if f.target.matches(provider, model, profile)
             and (f.active(story) or f.active(story + LOOKAHEAD))
         ]
+        if any(f.hard for f in active) or (
+            quotas is not None and not quotas.has_room(provider, model, profile, story)
+        ):
+            continue
         if not active:
             return provider, model, profile
-        if softest is None and not any(f.hard for f in active):
+        if softest is None:
             softest = (provider, model, profile)
     return softest
 
 
 class Oracle:
-    """Knows the fault schedule: sends each request straight to a target healthy at that
-    moment, over a direct httpx stream; with none healthy it fails at once, calling no one."""
+    """Knows the fault schedule and the quotas: sends each request straight to a target
+    healthy at that moment with room in its quota, over a direct httpx stream; with none
+    it fails at once, calling no one. It counts its own calls against each quota, on a
+    window ``LOOKAHEAD`` longer than the fleet's (its calls reach the fleet a moment after
+    it counts them)."""
 
     name = "oracle"
 
@@ -241,10 +250,13 @@ class Oracle:
         self._scenario: Scenario | None = None
         self._urls: Mapping[str, str] = {}
         self._clock: Clock | None = None
+        self._quotas = QuotaBook(())
+        self._choosing = threading.Lock()
 
     def start(self, scenario: Scenario, urls: Mapping[str, str]) -> None:
         self._scenario = scenario
         self._urls = urls
+        self._quotas = QuotaBook(scenario.quotas, slack=LOOKAHEAD)
         self._client = httpx.Client(
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=CLIENT_THREADS)
         )
@@ -259,7 +271,10 @@ class Oracle:
         assert self._scenario is not None
         scenario = self._scenario
         story = self._clock.story() if self._clock is not None else planned.at
-        target = healthy_target(scenario, story)
+        with self._choosing:  # a target and its quota count, before another request's turn
+            target = healthy_target(scenario, story, self._quotas)
+            if target is not None:
+                self._quotas.take(*target, story)
         if target is None:
             return Outcome(error="everything down")
         provider_name, model, profile = target

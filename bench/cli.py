@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,6 +35,20 @@ def _systems(text: str) -> list[str]:
 TABLE_WIDTH = 160
 
 
+@contextlib.contextmanager
+def _runtime_warnings_quiet() -> Iterator[None]:
+    """A run ends while its last streams may still be finishing; their outcomes then reach
+    stopped actors, which the runtime logs as a warning. Expected here: keep it quiet for
+    the run, and give the ``switchover`` logger its level back after."""
+    logger = logging.getLogger("switchover")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_chaos(args: argparse.Namespace) -> int:
     """Run the suite; print the table; write report.json and the plots."""
     console = plain_console()
@@ -51,18 +67,18 @@ def run_chaos(args: argparse.Namespace) -> int:
             console.print(Text.assemble((scenario.name, "bold"), ": ", scenario.description))
         return 0
     out = Path(args.out)
-    # A run ends while its last streams may still be finishing; their outcomes then reach
-    # stopped actors, which the runtime logs as a warning. Expected here: keep it quiet.
-    logging.getLogger("switchover").setLevel(logging.ERROR)
     began = time.monotonic()
     results: list[ScenarioResult] = []
-    with Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with (
+        _runtime_warnings_quiet(),
+        Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         suite = progress.add_task("chaos suite", total=len(scenarios) * len(systems))
         current = progress.add_task("starting the fake fleet", total=1)
 
@@ -100,11 +116,18 @@ def run_chaos(args: argparse.Namespace) -> int:
             on_result=on_result,
             metrics=args.metrics,
         )
-    from ._report import skipped, table, violations, write_json, write_prometheus
+    from ._report import (
+        key_order_notes,
+        skipped,
+        table,
+        violations,
+        write_json,
+        write_prometheus,
+    )
 
     # The table is wide; a pipe or a narrow terminal would squeeze every column to "…".
     console.print(table(results), width=max(console.width, 150))
-    for line in (*skipped(results), *violations(results)):
+    for line in (*key_order_notes(results), *skipped(results), *violations(results)):
         console.print(line)
     path = write_json(results, out)
     console.print(f"report: {path}")

@@ -389,6 +389,12 @@ def _model_news(row: ModelRow, began_at: float, prober: bool) -> bool:
     )
 
 
+def _old_news(row: ModelRow, began_at: float, prober: bool) -> ModelRow:
+    """An outcome that is old news changes nothing, except that the probe holder's own ends
+    its lease: its call is over, and the next probe must not wait for the lease to run out."""
+    return model_release(row, began_at) if prober else row
+
+
 def model_commit(row: ModelRow, began_at: float, now: float) -> ModelRow:
     """The probe holder's call committed: the model is healthy again for everyone, its
     failure count kept until the probe's own outcome (a trial, see "evidence" above)."""
@@ -396,6 +402,8 @@ def model_commit(row: ModelRow, began_at: float, now: float) -> ModelRow:
         return row
     if row.probe_since is None:
         return row  # no lease: nothing was let through as a probe
+    if not _fresh(began_at, row.changed_at):
+        return row  # another call failed it after the probe began: old news
     return attrs.evolve(
         row,
         state=HealthState.HEALTHY,
@@ -428,7 +436,7 @@ def model_failure(
     second probe must not be let through while it does. A disabled model stays disabled.
     """
     if not _model_news(row, began_at, prober):
-        return row
+        return _old_news(row, began_at, prober)
     prober = _holds(row, began_at, prober)
     kind = failure.kind
     count = row.count + 1 if kind is row.kind else 1
@@ -482,7 +490,7 @@ def model_success(row: ModelRow, began_at: float, now: float, *, prober: bool) -
     success keeps a live probe lease, so that no second probe starts while the holder's
     call may still be running."""
     if not _model_news(row, began_at, prober):
-        return row
+        return _old_news(row, began_at, prober)
     changed_at = row.changed_at if row.state is HealthState.HEALTHY else now
     if _holds(row, began_at, prober) or not _leased(row.probe_until, now):
         return ModelRow(changed_at=changed_at)

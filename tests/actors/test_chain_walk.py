@@ -1070,6 +1070,44 @@ def test_a_transient_failure_puts_the_model_on_probation_while_it_is_retried(
     assert state_of(rt, GPT) is HealthState.HEALTHY
 
 
+def test_a_probe_holder_whose_keys_cool_before_its_retry_lets_the_probe_go(
+    start: StartRuntime, scripted: ScriptedProvider, clock: FakeClock
+) -> None:
+    # The holder's main key is revoked; its backup answers 500 (probation, held by it)
+    # while another request, on gpt-4o-mini, finds the backup key revoked too for a few
+    # seconds. The holder cannot retry in place: it made no call under its probe, so it
+    # must not keep the probe for its whole lease, and the next request may probe as soon
+    # as a key is back.
+    rt = start()
+    holder_calls = itertools.count()
+
+    def rule(call: ProviderCall) -> Any:
+        if call.api_key == OPENAI_MAIN or call.model == "gpt-4o-mini":
+            return Fail(401, b.OPENAI_BAD_KEY)
+        if call.model != "gpt-4o":
+            return Reply("fallback")
+        if next(holder_calls) == 0:
+            flush(rt)
+            assert rt.complete(req(MINI, HAIKU)).served_by.model == HAIKU  # cools the backup
+            flush(rt)
+            return Fail(500, b.OPENAI_SERVER_ERROR)
+        return Reply("probed")
+
+    scripted.rule(rule)
+    done = rt.complete(req(GPT, HAIKU))
+    assert outcomes(done.attempts) == [
+        (GPT, "main", "error", K.AUTH),
+        (GPT, "backup", "error", K.TRANSIENT),
+        (GPT, "backup", "skipped", None),  # cooled meanwhile: no retry in place
+        (HAIKU, "default", "ok", None),
+    ]
+    assert state_of(rt, GPT) is HealthState.PROBING
+    later(rt, clock, 6.0)  # both keys' cooldowns are over, the holder's lease is not
+    again = rt.complete(req(GPT, HAIKU))
+    assert (again.text, again.served_by.model) == ("probed", GPT)
+    assert state_of(rt, GPT) is HealthState.HEALTHY
+
+
 def test_a_model_whose_in_place_retries_all_fail_cools_down_once(
     start: StartRuntime, scripted: ScriptedProvider
 ) -> None:

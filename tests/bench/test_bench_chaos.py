@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import attrs
@@ -83,7 +84,7 @@ def test_switchover_rotates_keys_and_the_seed_resends_the_revoked_one(results: l
     assert mine.metrics.wasted <= 2
     assert mine.samples  # switchover's health was sampled while it ran
     assert any(s.keys.get("openai@main") == "cooling" for s in mine.samples)
-    assert set(targets(result)) == {"success", "wasted", "p99", "vs_seed", "history"}
+    assert set(targets(result)) == {"success", "wasted", "onset", "p99", "vs_seed", "history"}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +103,20 @@ def test_fewer_wasted_calls_than_the_seed_applies_where_either_wasted_one(
         wasting(run, {"switchover": mine, "seed": theirs}.get(run.system, 0)) for run in result.runs
     )
     assert targets(attrs.evolve(result, runs=runs))["vs_seed"] is mark
+
+
+@pytest.mark.parametrize("within", [True, False, None])
+def test_the_onset_target_is_whether_every_episode_stayed_within_its_bound(
+    results: list, within: bool | None
+) -> None:
+    (result,) = results
+    runs = tuple(
+        attrs.evolve(run, metrics=attrs.evolve(run.metrics, onset_within=within))
+        if run.system == "switchover"
+        else run
+        for run in result.runs
+    )
+    assert targets(attrs.evolve(result, runs=runs))["onset"] is within
 
 
 def test_report_and_plots(results: list, tmp_path: Path) -> None:
@@ -171,7 +186,11 @@ def test_a_violation_reaches_the_run_the_json_and_the_console_as_text(
     scenario.write_text(SMALL.replace("duration = 30", "duration = 8"))
     argv = ["chaos", "--scenario", str(scenario), "--systems", "switchover,oracle"]
 
+    logger = logging.getLogger("switchover")
+    monkeypatch.setattr(logger, "level", logging.INFO)
     assert main([*argv, "--out", str(tmp_path), "--no-plots"]) == 0
+    # The run's warnings were kept quiet, for the run only.
+    assert logger.level == logging.INFO
 
     (result,) = runs
     mine = result.run("switchover")

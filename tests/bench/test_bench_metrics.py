@@ -83,12 +83,31 @@ def test_retries_and_early_calls_are_wasted_but_one_probe_per_gap_is_not() -> No
 
 def test_onset_counts_the_calls_into_a_window_but_not_its_allowed_probes() -> None:
     s = scenario()
-    concurrent = call(20.5, kind="auth", request=1)  # past the gate before the fault showed
-    revealing = call(21, kind="auth", request=2)
-    retry = call(21.01, kind="auth", request=2)  # wasted: its request knew
+    revealing = call(21, kind="auth", request=1)
+    concurrent = call(21.01, kind="auth", request=2)  # past the gate before the news came
+    retry = call(21.01, kind="auth", request=1)  # wasted: its request knew
     probe = call(26.5, kind="auth", request=3)  # allowed: not counted
-    assert onset_calls(s, [concurrent, revealing, retry, probe, call(61)]) == 3.0
-    assert onset_calls(s, [call(10), call(61)]) is None  # the fault was never hit
+    # Bound: the revealing request's 3 tries (retry_attempts) + 1 caller past the gate.
+    assert onset_calls(s, [revealing, concurrent, retry, probe, call(61)]) == (3.0, 4.0, True)
+    assert onset_calls(s, [call(10), call(61)]) == (None, None, None)  # never hit
+
+
+def test_onset_over_its_bound_when_callers_arrive_after_the_failure_was_known() -> None:
+    s = scenario()
+    revealing = call(21, kind="auth", request=1)
+    late = [call(21.5 + i / 10, kind="auth", request=2 + i) for i in range(4)]
+    # No one else was past the gate: the bound is the revealing request's 3 tries.
+    assert onset_calls(s, [revealing, *late]) == (5.0, 3.0, False)
+
+
+def test_onset_bound_counts_each_concurrent_caller_once() -> None:
+    s = scenario("hang")  # a hang is known only after the 10 s first-token timeout
+    revealing = call(21, kind="hang", request=1)
+    other = call(22, kind="hang", request=2)
+    other_again = call(23, kind="hang", request=2)
+    third = call(24, kind="hang", request=3)
+    assert onset_calls(s, [revealing, other, other_again]) == (3.0, 4.0, True)
+    assert onset_calls(s, [revealing, other, other_again, third]) == (4.0, 5.0, True)
 
 
 def test_retry_after_widens_the_probe_gap() -> None:

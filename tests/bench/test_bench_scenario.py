@@ -55,6 +55,20 @@ def test_a_file_with_defaults() -> None:
     assert scenario.targets()[:2] == [("openai", "gpt-4o", "main"), ("openai", "gpt-4o", "backup")]
 
 
+def test_the_key_order_scenarios_load_one_key_beyond_its_quota_and_two_under_it() -> None:
+    priority = load_scenario("key-order-priority")
+    round_robin = load_scenario("key-order-round-robin")
+    assert (priority.provider("openai").key_order, round_robin.provider("openai").key_order) == (
+        "priority",
+        "round_robin",
+    )
+    assert priority.faults == round_robin.faults == ()
+    assert priority.quotas == round_robin.quotas
+    per_second = {str(q.target): q.requests / q.window for q in priority.quotas}
+    assert set(per_second) == {"openai/gpt-4o@main", "openai/gpt-4o@backup"}
+    assert all(rate < priority.load.rate < 2 * rate for rate in per_second.values())
+
+
 def test_a_file_by_path(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text(GOOD)
@@ -157,6 +171,24 @@ def test_a_periodic_fault_has_one_episode_per_period() -> None:
             "traffic.tokens_per_second",
             "> 0",
             id="zero-token-rate",
+        ),
+        pytest.param(
+            (
+                "\n[[faults]]",
+                '\n[[quotas]]\ntarget = "openai@main"\nrequests = 0\nwindow = 20\n[[faults]]',
+            ),
+            "quotas[0].requests",
+            "must be a positive integer, got 0",
+            id="zero-quota",
+        ),
+        pytest.param(
+            (
+                "\n[[faults]]",
+                '\n[[quotas]]\ntarget = "openai"\nrequests = 5\nwindow = 20\n[[faults]]',
+            ),
+            "quotas[0].target",
+            "must name one key",
+            id="quota-on-a-provider",
         ),
         pytest.param(
             ("\n[[faults]]", "\n[operator]\nidle_timeout = 0\n[[faults]]"),

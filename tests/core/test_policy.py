@@ -448,6 +448,35 @@ def test_a_committed_probe_closed_early_ends_its_trial_keeping_the_count() -> No
     assert model_failure(row, fail(K.TRANSIENT), NOW + 100.0, NOW + 110.0, CFG) == row
 
 
+def test_a_probe_commit_after_another_call_failed_the_model_is_old_news() -> None:
+    # Request 7 probes; a call that began after the probe (one with no later chain entry,
+    # say) fails and cools the model again while the probe is still starting.
+    row = probing_row()
+    cooled = model_failure(row, fail(K.TRANSIENT), NOW + 100.5, NOW + 102.0, CFG, prober=False)
+    assert (cooled.state, cooled.count, cooled.probe_holder) == (HealthState.COOLING, 2, 7)
+    # The probe began before that failure: its commit and its success heal nothing.
+    assert model_commit(cooled, NOW + 100.2, NOW + 103.0) == cooled
+    done = model_success(cooled, NOW + 100.2, NOW + 110.0, prober=True)
+    assert (done.state, done.count, done.until) == (cooled.state, 2, cooled.until)
+    # But its call is over: the next probe need not wait for its lease to run out.
+    assert done.probe_until is None
+    assert cooled.until is not None
+    assert model_grant(done, cooled.until, lease=30.0, holder=8)[1] is None
+
+
+def test_an_old_failure_of_the_probe_holder_ends_its_lease_only() -> None:
+    row = probing_row()
+    cooled = model_failure(row, fail(K.TRANSIENT), NOW + 100.5, NOW + 102.0, CFG, prober=False)
+    done = model_failure(cooled, fail(K.TRANSIENT), NOW + 100.2, NOW + 104.0, CFG)
+    assert attrs.evolve(done, probe_until=None, probe_holder=None, probe_since=None) == (
+        attrs.evolve(cooled, probe_until=None, probe_holder=None, probe_since=None)
+    )
+    assert done.probe_until is None
+    # Anyone else's old news leaves the lease alone.
+    other = model_failure(cooled, fail(K.TRANSIENT), NOW + 50.0, NOW + 104.0, CFG, prober=False)
+    assert other == cooled
+
+
 def test_a_disabled_model_is_back_at_its_probes_commit() -> None:
     probe_at = NOW + 2.0 + CFG.disabled_probe_interval
     row = probing_row(K.MODEL_MISSING, failures=3, at=probe_at)

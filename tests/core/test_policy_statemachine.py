@@ -144,12 +144,20 @@ class RefModel:
         trial = prober and self.trial is not None and began >= self.trial
         return began >= self.changed or trial
 
+    def old_news(self, prober: bool) -> None:
+        """An old outcome changes nothing, but the probe holder's call is over: its lease
+        ends."""
+        if prober:
+            self.lease = self.lease_since = self.trial = None
+
     def commit(self, began: float, now: float) -> None:
         """The probe holder's first content event: healthy for everyone, count kept."""
         if self.state is HealthState.HEALTHY or self.lease_since is None:
             return
         if began < self.lease_since:
             return  # another request holds the probe now
+        if began < self.changed:
+            return  # another call failed the model after the probe began: old news
         self.state, self.until, self.lease, self.changed = HealthState.HEALTHY, None, None, now
         self.trial, self.lease_since = self.lease_since, None
 
@@ -157,7 +165,8 @@ class RefModel:
         self, kind: ErrorKind, retry_after: float | None, began: float, now: float, prober: bool
     ) -> None:
         if not self.news(began, prober):
-            return  # old news
+            self.old_news(prober)
+            return
         self.trial = None
         count = self.count + 1 if kind is self.kind else 1  # counts run per kind
         lease = None if prober else self.lease
@@ -187,6 +196,7 @@ class RefModel:
     def heal(self, began: float, now: float) -> None:
         """A success reported by the probe holder."""
         if not self.news(began, True):
+            self.old_news(True)
             return
         changed = self.changed if self.state is HealthState.HEALTHY else now
         self.__init__(changed)  # type: ignore[misc]
