@@ -161,7 +161,7 @@ class HttpProvider:
 
     def open(self, call: ProviderCall) -> EventStream:
         """Start one attempt; the request is sent when the first event is read."""
-        watch = Watch(self._watchdog, call, self._clock.now())
+        watch = Watch(self._watchdog, call)
         return _HttpStream(self._events(call, watch), watch)
 
     def close(self) -> None:

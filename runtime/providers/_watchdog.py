@@ -48,6 +48,11 @@ def _shutdown(sock: socket.socket) -> None:
 class Watch:
     """One call's timer. The reading thread moves ``expires``; the watchdog fires it.
 
+    Until the request is sent only the deadline applies: time spent waiting for the
+    client's connection pool or for a connection is the runtime's, not the provider's (a
+    connect is bounded by httpx's connect timeout). The first-token and idle budgets start
+    when httpcore begins sending the request (:meth:`trace`).
+
     ``limit`` is the first-token bound until content arrives, then the deadline. The hot
     path takes no lock: attribute writes are atomic under the GIL, and the watchdog queues
     a watch at the ``expires`` it sees and re-checks it then. Moving ``expires`` later is
@@ -58,6 +63,7 @@ class Watch:
 
     __slots__ = (
         "cancel",
+        "clock",
         "deadline",
         "expires",
         "failure",
@@ -69,29 +75,35 @@ class Watch:
         "watchdog",
     )
 
-    def __init__(self, watchdog: Watchdog, call: ProviderCall, now: float) -> None:
+    def __init__(self, watchdog: Watchdog, call: ProviderCall) -> None:
         self.watchdog = watchdog
+        self.clock = call.clock
         self.cancel = call.cancel
         self.deadline = call.deadline
         self.idle = call.idle_timeout
         self.first_token = call.first_token_timeout
-        self.limit = (
-            call.deadline
-            if call.first_token_timeout is None
-            else min(now + call.first_token_timeout, call.deadline)
-        )
-        self.expires = min(now + self.idle, self.limit)
+        self.limit = call.deadline
+        self.expires = call.deadline
         self.queued = math.inf
         self.sock: socket.socket | None = None
         self.failure: Failure | None = None
 
+    def sent(self, now: float) -> None:
+        """The request is being sent at ``now``: the first-token and idle budgets start."""
+        if self.first_token is not None:
+            self.limit = min(now + self.first_token, self.deadline)
+        self.move(min(now + self.idle, self.limit))
+
     def trace(self, name: str, info: Mapping[str, Any]) -> None:
-        """httpcore's trace hook: learn the socket of a new connection before any read.
+        """httpcore's trace hook: start the budgets when the request goes out (on a new or
+        a reused connection alike), and learn the socket of a new connection before any read.
 
         For HTTPS the TLS socket replaces the TCP one (which is detached, so shutting it
         would do nothing): take the socket again when TLS is set up.
         """
-        if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+        if name.endswith(".send_request_headers.started"):  # http11. or http2.
+            self.sent(self.clock.now())
+        elif name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             stream = info.get("return_value")
             if stream is not None:
                 self.watchdog.adopt(self, stream.get_extra_info("socket"))

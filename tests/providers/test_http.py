@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import freezegun
+import httpcore
 import httpx
 import pytest
 from conftest import MakeCall
@@ -52,10 +53,12 @@ from switchover.providers._http import (
     http_provider,
     transport_failure_of,
 )
+from switchover.providers._watchdog import Watch, Watchdog
 from switchover.testing import (
     Cut,
     EmptyBody,
     Fail,
+    FakeClock,
     FakeServer,
     Hang,
     Html,
@@ -1086,6 +1089,113 @@ def test_closing_the_adapter_ends_calls_in_flight_and_its_thread(
     assert not [t for t in threading.enumerate() if t.name.startswith("switchover-watchdog")]
     with pytest.raises(ProviderFailure, match="closed"):
         next(adapter.open(_hanging_call(make_call)))
+
+
+# --- the budgets start when the request is sent ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first_token", "limit"), [(2.0, 52.0), (None, 100.0)], ids=["fallback-left", "last-entry"]
+)
+def test_a_calls_budgets_start_when_its_request_is_sent(
+    make_call: MakeCall, first_token: float | None, limit: float
+) -> None:
+    clock = FakeClock(start=0.0)
+    call = make_call(clock=clock, deadline=100.0, first_token_timeout=first_token, idle_timeout=1.0)
+    watch = Watch(Watchdog(clock, "test"), call)
+    # Waiting for the client's pool or a connection: only the request deadline applies.
+    assert (watch.limit, watch.expires) == (100.0, 100.0)
+    assert "deadline" in watch.expired(100.0).message
+    clock.advance(50.0)
+    watch.trace("http11.send_request_headers.started", {})
+    assert (watch.limit, watch.expires) == (limit, 51.0)
+    if first_token is not None:
+        assert "no first token within 2s" in watch.expired(52.0).message
+
+
+class SteppedClock:
+    """Time moves only when the test says; waits are real (so the watchdog thread blocks
+    until then). ``seen_by_watchdog`` is the last time the watchdog thread read."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._changed = threading.Condition()
+        self.seen_by_watchdog = -1.0
+
+    def now(self) -> float:
+        if threading.current_thread().name.startswith("switchover-watchdog"):
+            with self._changed:
+                self.seen_by_watchdog = self._now
+                self._changed.notify_all()
+        return self._now
+
+    def wall(self) -> float:
+        return 1_767_225_600.0 + self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._changed:
+            self._now += seconds
+            self._changed.notify_all()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        end = self._now + timeout
+        with self._changed:
+            # Polls the event: setting it does not notify this condition.
+            while not event.is_set() and self._now < end:
+                self._changed.wait(0.01)
+        return event.is_set()
+
+    def watchdog_reads(self, at_least: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.seen_by_watchdog >= at_least, timeout=30)
+
+
+def test_time_queued_in_the_client_before_sending_is_not_the_providers(
+    server: FakeServer, make_call: MakeCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request held before it is sent (here in the connection pool, as under a burst of
+    streams) for longer than its first-token and idle budgets is not timed out: those run
+    from the moment the request goes out (DESIGN: "from sending the request")."""
+    clock = SteppedClock()
+    adapter = http_provider(
+        provider(server.openai_url, "openai"), workers=2, clock=clock, redact=Redactor([MAIN])
+    )
+    queued, release = threading.Event(), threading.Event()
+    enter_pool = httpcore.ConnectionPool.handle_request
+
+    def held(pool: httpcore.ConnectionPool, request: httpcore.Request) -> httpcore.Response:
+        queued.set()
+        release.wait(30)
+        return enter_pool(pool, request)
+
+    monkeypatch.setattr(httpcore.ConnectionPool, "handle_request", held)
+    server.default = Reply("ab", chunks=2)
+    call = make_call(
+        api_key=MAIN, clock=clock, deadline=100.0, first_token_timeout=1.0, idle_timeout=1.0
+    )
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(list(adapter.open(call)))
+        except ProviderFailure as failure:
+            outcome.append(failure)
+
+    reader = threading.Thread(target=read)
+    try:
+        reader.start()
+        assert queued.wait(30)
+        clock.advance(5.0)  # both budgets would have run out five times over
+        assert clock.watchdog_reads(5.0)  # and the watchdog has looked since
+        release.set()
+        reader.join(30)
+    finally:
+        release.set()
+        adapter.close()
+    assert not reader.is_alive()
+    events = outcome[0]
+    assert isinstance(events, list), events
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("a"), TextDelta("b")]
 
 
 # --- HTTPS ----------------------------------------------------------------------------------
