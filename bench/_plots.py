@@ -18,8 +18,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
 from ._metrics import served_by, wasted_calls
 from ._scenario import Fault, Scenario
@@ -194,6 +196,14 @@ def plot_scenario(result: ScenarioResult, out: Path) -> Path:
     return path
 
 
+def plain_ticks(ax: Axes) -> None:
+    """Label a log axis's ticks as plain numbers: the plots read no mathtext (see
+    :func:`plot_all`), so the log scale's own ``$10^{0}$`` labels would show as source."""
+    plain = FuncFormatter(lambda value, _position: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+
+
 def plot_summary(results: Sequence[ScenarioResult], path: Path) -> Path:
     """Every system against the oracle: success, p99 relative to the oracle, wasted calls."""
     systems = [
@@ -224,10 +234,12 @@ def plot_summary(results: Sequence[ScenarioResult], path: Path) -> Path:
     axes[0].set_ylim(0, 105)
     axes[1].set_ylabel("p99 latency / oracle's")
     axes[1].set_yscale("log")
+    plain_ticks(axes[1])
     axes[1].axhline(1.3, color="#444444", ls="--", lw=0.8)
     axes[1].text(len(results) - 0.5, 1.3, " 1.3x", va="bottom", ha="right", fontsize=8)
     axes[2].set_ylabel("wasted calls")
     axes[2].set_yscale("symlog", linthresh=1)
+    plain_ticks(axes[2])
     axes[2].set_xticks(range(len(results)), names, rotation=30, ha="right", fontsize=9)
     axes[0].legend(ncol=len(systems), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=9)
     fig.suptitle(

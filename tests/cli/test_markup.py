@@ -254,6 +254,24 @@ def test_chaos_plots_take_the_description_as_text(tmp_path: Path) -> None:
     assert [p.name for p in pngs] == ["markup.png", "summary.png"]
 
 
+@pytest.mark.parametrize("scale", [{"value": "log"}, {"value": "symlog", "linthresh": 1}])
+def test_log_axes_label_their_ticks_as_numbers_without_mathtext(scale: dict) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    from switchover.bench._plots import plain_ticks
+
+    with matplotlib.rc_context({"text.parse_math": False}):  # as plot_all draws
+        fig, ax = matplotlib.pyplot.subplots()
+        ax.bar([0, 1], [0.5, 40.0])
+        ax.set_yscale(**scale)
+        plain_ticks(ax)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels(minor=False)]
+        matplotlib.pyplot.close(fig)
+    assert labels
+    assert not [label for label in labels if "$" in label or "mathdefault" in label], labels
+    assert "10" in labels
+
+
 def test_the_plain_install_hints_are_verbatim() -> None:
     done = support.run_switchover(
         "bench", "overhead", "--threads", "1", "--requests", "6", without=("litellm",)
