@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from switchover import Config, CooldownConfig, ProviderConfig, RetryConfig, Runtime
 from switchover.testing import inject_hold
 
@@ -61,6 +62,17 @@ def make_config(**overrides: Any) -> Config:
     }
     fields.update(overrides)
     return Config(**fields)
+
+
+def assert_scenario_refused(text: str, field: str, problem: str) -> None:
+    """A chaos scenario file refused with the file, the field and the problem named."""
+    from switchover.bench._scenario import ScenarioError, parse_scenario
+
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, source="mine.toml")
+    assert caught.value.field == field
+    assert problem in caught.value.problem
+    assert str(caught.value).startswith(f"mine.toml: {field}: ")
 
 
 def flush(rt: Runtime) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from support import assert_scenario_refused
 from switchover._cli import main
 from switchover.bench import cli as chaos_cli
 from switchover.bench._client import body, endpoint, headers
@@ -139,11 +140,7 @@ def test_quotas_are_read() -> None:
 def test_bad_quotas_are_named(change: tuple[str, str], field: str, problem: str) -> None:
     text = GOOD.replace(*change)
     assert text != GOOD
-    with pytest.raises(ScenarioError) as caught:
-        parse_scenario(text, source="mine.toml")
-    assert caught.value.field == field
-    assert problem in caught.value.problem
-    assert str(caught.value).startswith(f"mine.toml: {field}: ")
+    assert_scenario_refused(text, field, problem)
 
 
 def test_quotas_must_be_tables() -> None:

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from support import assert_scenario_refused
 from switchover.bench._scenario import (
     ScenarioError,
     Traffic,
@@ -201,11 +202,7 @@ def test_a_periodic_fault_has_one_episode_per_period() -> None:
 def test_bad_fields_are_named(change: tuple[str, str], field: str, words: str) -> None:
     text = GOOD.replace(*change)
     assert text != GOOD
-    with pytest.raises(ScenarioError) as caught:
-        parse_scenario(text, source="mine.toml")
-    assert caught.value.field == field
-    assert words in caught.value.problem
-    assert str(caught.value).startswith(f"mine.toml: {field}: ")
+    assert_scenario_refused(text, field, words)
 
 
 def test_missing_required_fields() -> None:
