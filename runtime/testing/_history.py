@@ -40,9 +40,11 @@ The rules (:data:`RULES`):
     Unlike ``key_cooldown`` and ``model_gate`` this does not trust the published state: a
     cooldown undone early by old news (the success of a call that began before the target
     cooled) still forbids the calls that follow. A heal inside the window is accepted when
-    it is an operator reset (``reset`` on the change), or when a call that may not have
-    seen the cooling (its gates read after the change began) succeeded before it, or, for
-    a ``commit`` heal, was a probe that committed.
+    it is an operator reset (``reset`` on the change), or the health table forgetting a row
+    it expired (``forgotten``: ``model_max`` past its deadline with no probe in flight, so
+    never inside a cooldown), or when a call that may not have seen the cooling (its gates
+    read after the change began) succeeded before it, or, for a ``commit`` heal, was a
+    probe that committed.
 
 Timing: the actors publish a change, then read the clock (``after``); a chain worker
 reads the clock (``gate_at``), then the published state, then the clock again (``start``)
@@ -395,7 +397,7 @@ def _evidence(
                     c.after,
                     math.inf if c.state is HealthState.PROBING else c.until,
                     c.state is not HealthState.HEALTHY,
-                    c.reset,
+                    c.reset or c.cause == "forgotten",
                     c.cause == "commit",
                 )
                 for c in model_changes
@@ -443,6 +445,7 @@ class _Change:
     after: float
     until: float | None
     out: bool
+    #: Not evidence from a call: an operator reset, or a row the health table forgot.
     reset: bool
     #: A heal at a probe's commit (explained by a committed probe, whatever its end).
     commit: bool
@@ -472,8 +475,9 @@ class _Window:
 def _windows(changes: Sequence[_Change], calls: Sequence[AttemptRecord]) -> Iterator[_Window]:
     """Each out-of-service change's window, from its ``after`` to its deadline. A later
     change ends it early when it takes the target out again (that change's own window
-    takes over), or when it heals it and is explained: an operator reset, or a success of a
-    call that may not have seen the first change (gates read at or after its ``before``).
+    takes over), or when it heals it and is explained: an operator reset or a forgotten row,
+    a success of a call that may not have seen the first change (gates read at or after its
+    ``before``), or a committed probe's commit.
     A heal by old news (a success of a call that began earlier) does not end it."""
     ordered = sorted(changes, key=lambda c: (c.before, c.after))
     successes = sorted(a.gate_at for a in calls if a.outcome == "ok")

@@ -263,6 +263,27 @@ CASES = [
         id="a-commit-heal-without-a-committed-probe",
     ),
     pytest.param(
+        [
+            # A probation nobody probed (its holder gave the probe back without a call)
+            # is forgotten when the health table expires the row: the model is healthy.
+            health(PROBING, 10.0, 10.0, 10.01, cause="suspect"),
+            health(HEALTHY, None, 12.0, 12.01, cause="forgotten"),
+            *one_request(call(12.5, outcome="ok"), chain=("a/m", "a/n")),
+        ],
+        [],
+        id="a-forgotten-probation-ends",
+    ),
+    pytest.param(
+        [
+            # The same calls with no expiry in between: still on probation.
+            health(PROBING, 10.0, 10.0, 10.01, cause="suspect"),
+            health(HEALTHY, None, 12.0, 12.01, cause="success"),
+            *one_request(call(12.5, outcome="ok"), chain=("a/m", "a/n")),
+        ],
+        ["evidence"],
+        id="an-unexplained-heal-of-a-probation",
+    ),
+    pytest.param(
         one_request(
             call(5.0, outcome="ok", took=6.9),
             cooldown(20.0, 9.0, 10.0),
