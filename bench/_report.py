@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -162,6 +163,25 @@ def table(results: Sequence[ScenarioResult]) -> Table:
                 end_section=position == len(result.runs) - 1 and index < len(results) - 1,
             )
     return grid
+
+
+#: Wider than any results table: the width a table is measured at.
+_UNBOUNDED = 1000
+
+
+def print_table(out: Console, results: Sequence[ScenarioResult]) -> None:
+    """Print the table; to a pipe or a file at its full width, which has no width to fit
+    (a terminal's width is kept: rich squeezes the columns to fit it)."""
+    grid = table(results)
+    if out.is_terminal:
+        out.print(grid)
+        return
+    width = out.width
+    out.width = max(width, Measurement.get(out, out.options.update_width(_UNBOUNDED), grid).maximum)
+    try:
+        out.print(grid)
+    finally:
+        out.width = width
 
 
 def skipped(results: Sequence[ScenarioResult]) -> list[str]:

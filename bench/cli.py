@@ -31,7 +31,7 @@ def _systems(text: str) -> list[str]:
     return systems
 
 
-#: Columns for the results table when the output is not a terminal.
+#: Columns of the output when it is not a terminal (the results table takes what it needs).
 TABLE_WIDTH = 160
 
 
@@ -118,15 +118,14 @@ def run_chaos(args: argparse.Namespace) -> int:
         )
     from ._report import (
         key_order_notes,
+        print_table,
         skipped,
-        table,
         violations,
         write_json,
         write_prometheus,
     )
 
-    # The table is wide; a pipe or a narrow terminal would squeeze every column to "…".
-    console.print(table(results), width=max(console.width, 150))
+    print_table(console, results)
     for line in (*key_order_notes(results), *skipped(results), *violations(results)):
         console.print(line)
     path = write_json(results, out)

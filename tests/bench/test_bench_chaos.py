@@ -14,7 +14,7 @@ from switchover._cli import main
 from switchover.bench import _suite as suite_module
 from switchover.bench import _systems
 from switchover.bench import cli as chaos_cli
-from switchover.bench._report import report_dict, table, targets, write_json
+from switchover.bench._report import print_table, report_dict, table, targets, write_json
 from switchover.bench._scenario import parse_scenario
 from switchover.bench._suite import Run, run_suite
 from switchover.testing import History
@@ -131,6 +131,17 @@ def test_report_and_plots(results: list, tmp_path: Path) -> None:
     pngs = plot_all(results, tmp_path)
     assert [p.name for p in pngs] == ["small.png", "summary.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+
+
+def test_the_table_is_printed_whole_to_a_pipe(results: list) -> None:
+    (result,) = results
+    name = "a-scenario-with-a-name-much-longer-than-any-built-in-one"
+    renamed = attrs.evolve(result, scenario=attrs.evolve(result.scenario, name=name))
+    out = Console(width=80, record=True, markup=False)
+    print_table(out, [renamed])
+    text = out.export_text()
+    assert f"│ {name} │ switchover │" in text
+    assert "…" not in text
 
 
 def cells(text: str, system: str) -> list[str]:
