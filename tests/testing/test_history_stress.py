@@ -132,8 +132,8 @@ def test_long_streams_in_flight_across_every_edge_break_no_rule() -> None:
     )
     assert spanning > 100, spanning
     # A cooled model heals only through its single probe, at the probe's commit (its first
-    # chunk), not when its long stream ends: 73 % served here, 16 % when probation lasted
-    # until the probe's stream ended.
+    # chunk), not when its long stream ends: 79-88 % served here (seeds 17-19), 16 % when
+    # probation lasted until the probe's stream ended.
     assert seen["served"] > 3_200 // 2, seen
 
 
