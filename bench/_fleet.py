@@ -133,11 +133,14 @@ def rate_limit_answer(
     provider: FleetProvider, model: str, wait: float | None, speedup: float, limit: int = 500
 ) -> Fail:
     """The provider's real 429 for a rate limit of ``limit`` requests; with ``wait`` (story
-    seconds), Retry-After and retry-after-ms on the compressed clock."""
+    seconds), Retry-After on the compressed clock (OpenAI also sends retry-after-ms,
+    Anthropic does not)."""
     headers = {}
     if wait is not None:
         seconds = wait / speedup
-        headers = {"retry-after-ms": f"{seconds * 1000:.0f}", "retry-after": f"{seconds:.3f}"}
+        headers = {"retry-after": f"{seconds:.3f}"}
+        if provider.api == "openai":
+            headers["retry-after-ms"] = f"{seconds * 1000:.0f}"
     body = (
         _openai_error(
             f"Rate limit reached for {model} in organization org-bench on requests per min "
