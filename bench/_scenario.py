@@ -268,10 +268,11 @@ def key_order_pairs(scenarios: Sequence[Scenario]) -> list[tuple[Scenario, Scena
             providers=tuple(attrs.evolve(p, key_order="priority") for p in scenario.providers),
         )
 
+    rests = [rest(scenario) for scenario in scenarios]
     pairs = []
-    for first in scenarios:
-        for second in scenarios:
-            if first is second or rest(first) != rest(second):
+    for first, first_rest in zip(scenarios, rests, strict=True):
+        for second, second_rest in zip(scenarios, rests, strict=True):
+            if first is second or first_rest != second_rest:
                 continue
             flipped = {
                 (a.key_order, b.key_order)
